@@ -1,0 +1,151 @@
+"""The `trackline` command (contract §5)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Xero tracking categories for every invoice line.")
+out = Console()
+err = Console(stderr=True)
+
+SourceOpt = Annotated[Path | None, typer.Option("--source", help="Source folder (default data/sample).")]
+WarehouseOpt = Annotated[Path | None, typer.Option("--warehouse", help="DuckDB warehouse (default data/warehouse.duckdb).")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Output folder (default data/out).")]
+
+
+def _quiet_prefect() -> None:
+    """No telemetry, and Prefect's own chatter at warnings only, unless the user asked otherwise."""
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def _settings(source: Path | None, warehouse: Path | None, out_dir: Path | None):
+    from flows.settings import Settings
+
+    given = {k: v for k, v in {"source": source, "warehouse": warehouse, "out": out_dir}.items() if v is not None}
+    return Settings(**given)
+
+
+def _fail(message: str) -> None:
+    err.print(f"trackline: {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=1)
+
+
+def _run(fn, *args, **kwargs) -> dict:
+    """Run a flow; the run's own failures end in one line on stderr, never a stack trace."""
+    from flows.publish import WarehouseLocked
+    from flows.sources import SourceError
+    from flows.xero_files import XeroBodyInvalid
+    from transforms.schemas import OutputCheckFailed
+
+    try:
+        return fn(*args, **kwargs)
+    except (SourceError, WarehouseLocked) as problem:
+        _fail(str(problem))
+    except (OutputCheckFailed, XeroBodyInvalid) as bug:
+        _fail(f"stopped, nothing changed: {bug}")
+    except OSError as problem:
+        _fail(f"stopped, nothing changed: {problem.filename or ''} {problem.strerror or problem}".strip())
+    raise AssertionError("unreachable")
+
+
+def print_summary(summary: dict) -> None:
+    table = Table(title=f"trackline {summary['flow']} run {summary['run_id']}", show_header=False)
+    table.add_row("invoices ready for Xero", str(summary["invoices_ready"]))
+    table.add_row("invoices held", str(summary["invoices_held"]))
+    for code, count in summary["held_by_code"].items():
+        table.add_row(f"  held: {code}", str(count))
+    table.add_row("invoices not on Xero", str(summary["invoices_not_xero"]))
+    table.add_row("lines resolved", str(summary["lines_resolved"]))
+    table.add_row("open exceptions", str(summary["exceptions_open"]))
+    table.add_row("batches written", f"{summary['batches_written']} ({summary['invoices_batched']} invoices)")
+    out.print(table)
+    files = summary["files"]
+    if files:
+        shown = files[:4] + ([f"... and {len(files) - 4} more"] if len(files) > 4 else [])
+        out.print("files written:\n  " + "\n  ".join(shown), highlight=False)
+
+
+@app.command()
+def nightly(source: SourceOpt = None, warehouse: WarehouseOpt = None, out_dir: OutOpt = None) -> None:
+    """The scheduled flow: invoices changed since the last successful run, plus every held invoice."""
+    _quiet_prefect()
+    from flows.pipeline import nightly_flow
+
+    print_summary(_run(nightly_flow, _settings(source, warehouse, out_dir)))
+
+
+def _date(value: str | None, flag: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        _fail(f"{flag} {value!r} is not a date YYYY-MM-DD")
+    return None
+
+
+@app.command()
+def backfill(
+    date_from: Annotated[str | None, typer.Option("--from", help="First issue date, YYYY-MM-DD.")] = None,
+    date_to: Annotated[str | None, typer.Option("--to", help="Last issue date, YYYY-MM-DD.")] = None,
+    practice: Annotated[list[str] | None, typer.Option("--practice", help="Only this practice (repeatable).")] = None,
+    emit_batches: Annotated[bool, typer.Option("--emit-batches", help="Write Xero batches too.")] = False,
+    source: SourceOpt = None,
+    warehouse: WarehouseOpt = None,
+    out_dir: OutOpt = None,
+) -> None:
+    """Recompute tracking for approved invoices issued in the range (all when no range)."""
+    _quiet_prefect()
+    start, end = _date(date_from, "--from"), _date(date_to, "--to")
+    if start and end and start > end:
+        _fail(f"--from {start} is after --to {end}")
+    from flows.pipeline import backfill_flow
+
+    summary = _run(
+        backfill_flow,
+        _settings(source, warehouse, out_dir),
+        date_from=start,
+        date_to=end,
+        practices=practice or [],
+        emit_batches=emit_batches,
+    )
+    print_summary(summary)
+
+
+@app.command()
+def report(warehouse: WarehouseOpt = None, out_dir: OutOpt = None) -> None:
+    """Write the tracking reports."""
+    from flows.reports import write_reports
+
+    settings = _settings(None, warehouse, out_dir)
+    if not settings.warehouse.exists():
+        _fail(f"{settings.warehouse}: no warehouse yet; run `trackline backfill` or `trackline nightly` first")
+    for path in write_reports(settings.warehouse, settings.out):
+        out.print(str(path), highlight=False)
+
+
+@app.command()
+def serve() -> None:
+    """Register the nightly schedule with Prefect and serve it."""
+    _quiet_prefect()
+    from flows.schedule import serve_nightly
+
+    serve_nightly(_settings(None, None, None))
+
+
+def main() -> None:  # pragma: no cover - console script entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

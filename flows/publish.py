@@ -1,0 +1,155 @@
+"""A run changes everything or nothing, and analysts are never blocked.
+
+How:
+- one run at a time: an exclusive, non-blocking `flock` on `<warehouse>.lock`;
+- the run writes to a private copy of the warehouse (`.<name>.run-<run_id>`) and stages its files under
+  `<out>/.staging/<run_id>/`; nothing the analysts or Xero see is touched while it works;
+- commit is one `os.replace` of the copy over the warehouse: atomic on POSIX. An analyst holding a
+  read-only connection keeps reading the old file (its inode lives on) and sees the new one on reconnect;
+- after the commit the staged files are moved into place. If the process dies between the commit and the
+  last move, the next run finds the staging folder of a committed run and finishes the moves; the staging
+  folder of a run that never committed is deleted. So the published files always match a committed run.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from flows.warehouse import apply_migrations
+
+STAGING = ".staging"
+
+
+class WarehouseLocked(Exception):
+    """Another run holds the warehouse."""
+
+
+@dataclass
+class Run:
+    run_id: str
+    flow: str
+    started_at: datetime
+    warehouse: Path
+    work: Path
+    out: Path
+    staging: Path
+    con: duckdb.DuckDBPyConnection
+
+
+def new_run_id(now: datetime) -> str:
+    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+@contextmanager
+def exclusive_lock(lock_path: Path) -> Iterator[None]:
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another run"
+            raise WarehouseLocked(
+                f"{lock_path.with_suffix('')}: locked by {holder}; wait for it to finish and try again"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"run in process {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _move_staged(staging: Path, out: Path) -> None:
+    for path in sorted(p for p in staging.rglob("*") if p.is_file()):
+        target = out / path.relative_to(staging)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def committed_runs(warehouse: Path) -> set[str]:
+    if not warehouse.exists():
+        return set()
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
+        if "runs" not in tables:
+            return set()
+        return {r[0] for r in con.execute("select run_id from runs where status = 'success'").fetchall()}
+    finally:
+        con.close()
+
+
+def recover(warehouse: Path, out: Path) -> None:
+    """Finish or undo what a killed run left: see the module docstring."""
+    for leftover in warehouse.parent.glob(f".{warehouse.name}.run-*"):
+        leftover.unlink(missing_ok=True)
+    staging_root = out / STAGING
+    if not staging_root.is_dir():
+        return
+    done = committed_runs(warehouse)
+    for staged in sorted(staging_root.iterdir()):
+        if staged.name in done:
+            _move_staged(staged, out)
+        else:
+            shutil.rmtree(staged, ignore_errors=True)
+
+
+@contextmanager
+def atomic_run(warehouse: Path, out: Path, lock_path: Path, flow: str) -> Iterator[Run]:
+    """Yield a Run whose connection and staging folder become visible together, or not at all."""
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(lock_path):
+        recover(warehouse, out)
+        started = datetime.now(UTC)
+        run_id = new_run_id(started)
+        work = warehouse.with_name(f".{warehouse.name}.run-{run_id}")
+        staging = out / STAGING / run_id
+        if warehouse.exists():
+            shutil.copyfile(warehouse, work)
+        con = duckdb.connect(str(work))
+        committed = False
+        try:
+            apply_migrations(con)
+            yield Run(run_id, flow, started, warehouse, work, out, staging, con)
+            con.execute("checkpoint")
+            con.close()
+            with open(work, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(work, warehouse)
+            _fsync_dir(warehouse.parent)
+            committed = True
+            if staging.is_dir():
+                _move_staged(staging, out)
+        finally:
+            if not committed:
+                try:
+                    con.close()
+                except duckdb.Error:
+                    pass
+                work.unlink(missing_ok=True)
+                Path(str(work) + ".wal").unlink(missing_ok=True)
+                shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,28 @@
+"""Settings, built at the entry point (never at import): flags override TRACKLINE_* variables and .env."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRACKLINE_", env_file=".env", extra="ignore")
+
+    source: Path = Path("data/sample")
+    warehouse: Path = Path("data/warehouse.duckdb")
+    out: Path = Path("data/out")
+    # R5: `hold` holds an invoice whose two slots share a category; `drop_secondary` sends slot 1 only.
+    same_category_policy: Literal["hold", "drop_secondary"] = "hold"
+    # Xero: about 50 invoices and at most 3.5 MB per POST /Invoices; the CSV template takes 500.
+    batch_max_invoices: int = 50
+    batch_max_bytes: int = 3_500_000
+    # The nightly schedule that `trackline serve` registers.
+    schedule_cron: str = "0 2 * * *"
+    schedule_timezone: str = "Europe/London"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.warehouse.with_name(self.warehouse.name + ".lock")

@@ -1,0 +1,117 @@
+"""The DuckDB warehouse: migrations, raw tables, and writing a run's results.
+
+All writes of a run go to the run's private working copy (see flows.publish) in one connection; bulk
+loads go through Arrow (`INSERT ... SELECT * FROM frame`), never row by row.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+SQL = Path(__file__).resolve().parent.parent / "sql"
+INVOICE = ["practice_id", "invoice_id"]
+
+
+def apply_migrations(con: duckdb.DuckDBPyConnection, folder: Path = SQL / "migrations") -> list[str]:
+    """Apply sql/migrations/NNN_name.sql not yet in schema_migrations, in order; returns what was applied."""
+    con.execute(
+        "create table if not exists schema_migrations (version integer primary key, name varchar, applied_at timestamptz)"
+    )
+    con.execute("comment on table schema_migrations is 'Migrations applied to this warehouse, by number.'")
+    done = {row[0] for row in con.execute("select version from schema_migrations").fetchall()}
+    applied = []
+    for path in sorted(folder.glob("*.sql")):
+        version = int(path.name.split("_", 1)[0])
+        if version in done:
+            continue
+        con.execute("begin")
+        con.execute(path.read_text())
+        con.execute("insert into schema_migrations values (?, ?, now())", [version, path.stem])
+        con.execute("commit")
+        applied.append(path.stem)
+    return applied
+
+
+def load_raw(con: duckdb.DuckDBPyConnection, frames: dict[str, pl.DataFrame], files: dict[str, str]) -> None:
+    """Replace raw_<table> with the source as read (text columns and the source row number)."""
+    for table, frame in frames.items():
+        con.register("_frame", frame.to_arrow())
+        con.execute(f"create or replace table raw_{table} as select * from _frame")
+        con.unregister("_frame")
+        con.execute(
+            f"comment on table raw_{table} is 'The source file {files[table]} of the latest run, as text; _row is its data row.'"
+        )
+
+
+def read_raw(con: duckdb.DuckDBPyConnection, table: str) -> pl.DataFrame:
+    return pl.from_arrow(con.execute(f"select * from raw_{table}").fetch_arrow_table())
+
+
+def query(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pl.DataFrame:
+    return pl.from_arrow(con.execute(sql, params or []).fetch_arrow_table())
+
+
+def insert(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
+    """Append a frame to a table by column name, through Arrow."""
+    if frame.is_empty():
+        return
+    con.register("_frame", frame.to_arrow())
+    columns = ", ".join(f'"{c}"' for c in frame.columns)
+    con.execute(f"insert into {table} ({columns}) select {columns} from _frame")
+    con.unregister("_frame")
+
+
+def delete_invoices(con: duckdb.DuckDBPyConnection, table: str, keys: pl.DataFrame) -> None:
+    """Delete the rows of `table` belonging to the given (practice_id, invoice_id) pairs."""
+    if keys.is_empty():
+        return
+    con.register("_keys", keys.select(INVOICE).unique().to_arrow())
+    con.execute(
+        f"delete from {table} t using _keys k where t.practice_id = k.practice_id and t.invoice_id = k.invoice_id"
+    )
+    con.unregister("_keys")
+
+
+def merge_exceptions(
+    con: duckdb.DuckDBPyConnection, found: pl.DataFrame, scope: pl.DataFrame, now: datetime
+) -> None:
+    """Make `exceptions` hold what this run found for its scope (and every problem with no invoice).
+
+    A problem still found keeps its first_seen_at; one no longer found moves to exception_history.
+    """
+    con.register("_found", found.to_arrow())
+    con.register("_scope", scope.select(INVOICE).unique().to_arrow())
+    in_scope = (
+        "(e.invoice_id is null or exists (select 1 from _scope s "
+        "where s.practice_id = e.practice_id and s.invoice_id = e.invoice_id))"
+    )
+    same = (
+        "f.practice_id is not distinct from e.practice_id and f.invoice_id is not distinct from e.invoice_id "
+        "and f.line_id is not distinct from e.line_id and f.code = e.code and f.detail = e.detail"
+    )
+    con.execute(
+        f"""
+        insert into exception_history
+        select e.*, ? from exceptions e
+        where {in_scope} and not exists (select 1 from _found f where {same})
+        """,
+        [now],
+    )
+    con.execute(
+        f"""
+        create or replace temp table _kept as
+        select f.practice_id, f.invoice_id, f.line_id, f.code, f.severity, f.detail,
+               coalesce(e.first_seen_at, ?::timestamptz) as first_seen_at, ?::timestamptz as last_seen_at
+        from _found f left join (select * from exceptions e where {in_scope}) e on {same}
+        """,
+        [now, now],
+    )
+    con.execute(f"delete from exceptions e where {in_scope}")
+    con.execute("insert into exceptions select * from _kept")
+    con.execute("drop table _kept")
+    con.unregister("_found")
+    con.unregister("_scope")

@@ -1,0 +1,396 @@
+"""Why an invoice is held: R5 (same category), R8 (options that exist and are active), broken references,
+and R9 (any error on any line holds the whole invoice).
+
+Each check returns problem rows (practice_id, invoice_id, line_id, code, severity, detail). A problem
+that changes what Xero receives is an `error` and holds its invoice; one about something that is not
+sent (slot 2 of a consolidated invoice, say) is a `warning` and holds nothing.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from transforms.vocabulary import Code, Severity
+
+PROBLEM_COLUMNS = ["practice_id", "invoice_id", "line_id", "code", "severity", "detail"]
+PROBLEM_SCHEMA = {
+    "practice_id": pl.Utf8,
+    "invoice_id": pl.Utf8,
+    "line_id": pl.Utf8,
+    "code": Code,
+    "severity": Severity,
+    "detail": pl.Utf8,
+}
+POLICIES = ("hold", "drop_secondary")
+
+
+def problems(
+    frame: pl.LazyFrame, when: pl.Expr, code: str, detail: pl.Expr, severity: pl.Expr | str = "error"
+) -> pl.LazyFrame:
+    """Rows of `frame` meeting `when`, as problems with the given code and detail."""
+    line_id = pl.col("line_id") if "line_id" in frame.collect_schema().names() else pl.lit(None, pl.Utf8)
+    sev = pl.lit(severity) if isinstance(severity, str) else severity
+    return frame.filter(when).select(
+        pl.col("practice_id"),
+        pl.col("invoice_id"),
+        line_id.alias("line_id"),
+        pl.lit(code).cast(Code).alias("code"),
+        sev.cast(Severity).alias("severity"),
+        detail.alias("detail"),
+    )
+
+
+def empty_problems() -> pl.LazyFrame:
+    return pl.LazyFrame(schema=PROBLEM_SCHEMA)
+
+
+def _where(file: str, row: str, line: bool = True) -> pl.Expr:
+    """`invoice_lines.csv row 12 (line L3)`: the place a detail starts from."""
+    if line:
+        return pl.format("{} row {} (line {})", pl.lit(file), pl.col(row), pl.col("line_id"))
+    return pl.format("{} row {} (invoice {})", pl.lit(file), pl.col(row), pl.col("invoice_number"))
+
+
+# R5 -------------------------------------------------------------------------------------------------
+
+
+def same_category() -> pl.Expr:
+    """R5: the two slots hold options of the same category group."""
+    return (pl.col("tracking1_category_id") == pl.col("tracking2_category_id")).fill_null(False)
+
+
+def drops_secondary(policy: str) -> pl.Expr:
+    """R5 under policy `drop_secondary`: the line is sent with slot 1 only."""
+    if policy not in POLICIES:
+        raise ValueError(f"same-category policy must be one of {POLICIES}, not {policy!r}")
+    return same_category() & pl.lit(policy == "drop_secondary")
+
+
+def same_category_problems(lines: pl.LazyFrame, policy: str, files: dict[str, str]) -> pl.LazyFrame:
+    held = pl.lit(policy == "hold") & ~pl.col("consolidated")
+    detail = pl.format(
+        "{}: slot 1 '{}' (client) and slot 2 '{}' ({}) are both options of category '{}'{}",
+        _where(files["invoice_lines"], "line_row"),
+        pl.col("tracking1_option"),
+        pl.col("tracking2_option"),
+        pl.col("tracking2_source"),
+        pl.col("tracking1_category"),
+        pl.when(pl.col("consolidated"))
+        .then(pl.lit("; the invoice is consolidated, so slot 2 is not sent"))
+        .when(held)
+        .then(pl.lit(""))
+        .otherwise(pl.lit("; sent with slot 1 only")),
+    )
+    severity = pl.when(held).then(pl.lit("error")).otherwise(pl.lit("warning"))
+    return problems(lines, same_category(), "SAME_CATEGORY", detail, severity)
+
+
+# R8 -------------------------------------------------------------------------------------------------
+
+
+def option_problems(lines: pl.LazyFrame, slot: int, files: dict[str, str]) -> pl.LazyFrame:
+    """R8 on what is sent: the option must exist in the invoice's own practice, and it and its category
+    must be ACTIVE."""
+    p = f"tracking{slot}_"
+    sent = pl.col(f"sends_slot{slot}")
+    where = _where(files["invoice_lines"], "line_row")
+    source = pl.col(f"{p}source")
+    unknown_option = sent & ~pl.col(f"{p}option_found")
+    unknown_category = sent & pl.col(f"{p}option_found") & pl.col(f"{p}category").is_null()
+    option_status = pl.col(f"{p}option_status")
+    category_status = pl.col(f"{p}category_status")
+    inactive = (
+        sent
+        & pl.col(f"{p}option_found")
+        & ((option_status != "ACTIVE").fill_null(False) | (category_status != "ACTIVE").fill_null(False))
+    )
+    return pl.concat(
+        [
+            problems(
+                lines,
+                unknown_option,
+                "UNKNOWN_OPTION",
+                pl.format(
+                    "{}: slot {} option id '{}' from the {} is not in practice '{}' {}",
+                    where,
+                    pl.lit(slot),
+                    pl.col(f"{p}option_id"),
+                    source,
+                    pl.col("practice_id"),
+                    pl.lit(files["tracking_options"]),
+                ),
+            ),
+            problems(
+                lines,
+                unknown_category,
+                "UNKNOWN_OPTION",
+                pl.format(
+                    "{}: slot {} option '{}' ({} row {}) names category id '{}', which is not in practice '{}' {}",
+                    where,
+                    pl.lit(slot),
+                    pl.col(f"{p}option"),
+                    pl.lit(files["tracking_options"]),
+                    pl.col(f"{p}option_row"),
+                    pl.col(f"{p}category_id"),
+                    pl.col("practice_id"),
+                    pl.lit(files["tracking_categories"]),
+                ),
+            ),
+            problems(
+                lines,
+                inactive,
+                "ARCHIVED_OPTION",
+                pl.format(
+                    "{}: slot {} '{}: {}' from the {} is not active (option {}, category {})",
+                    where,
+                    pl.lit(slot),
+                    pl.col(f"{p}category"),
+                    pl.col(f"{p}option"),
+                    source,
+                    option_status,
+                    category_status,
+                ),
+            ),
+        ],
+        how="vertical",
+    )
+
+
+# References -----------------------------------------------------------------------------------------
+
+
+def reference_problems(lines: pl.LazyFrame, files: dict[str, str]) -> pl.LazyFrame:
+    """Broken references of lines: templates, owners, account codes and tax types."""
+    where = _where(files["invoice_lines"], "line_row")
+    template_id = pl.col("service_template_id")
+    owner_needed = pl.col("line_type").is_not_null() & (
+        (pl.col("line_type") != "service") | pl.col("template_option_id").is_null()
+    )
+    owner_unknown = pl.col("owner_team_member_id").is_not_null() & ~pl.col("owner_found") & pl.col("client_found")
+    # Slot 2 of a consolidated invoice is not sent, so an unknown owner there does not hold it.
+    owner_severity = pl.when(pl.col("consolidated")).then(pl.lit("warning")).otherwise(pl.lit("error"))
+    fields_sent = pl.col("sends_line")
+    return pl.concat(
+        [
+            problems(
+                lines,
+                (pl.col("line_type") == "service") & template_id.is_null(),
+                "UNKNOWN_SERVICE",
+                pl.format("{}: service line has no service_template_id", where),
+            ),
+            problems(
+                lines,
+                template_id.is_not_null() & ~pl.col("template_found"),
+                "UNKNOWN_SERVICE",
+                pl.format(
+                    "{}: service_template_id '{}' is not in practice '{}' {}",
+                    where,
+                    template_id,
+                    pl.col("practice_id"),
+                    pl.lit(files["service_templates"]),
+                ),
+            ),
+            problems(
+                lines,
+                owner_needed & owner_unknown,
+                "UNKNOWN_TEAM_MEMBER",
+                pl.format(
+                    "{}: slot 2 needs the owner of client '{}', but owner_team_member_id '{}' ({} row {}) "
+                    "is not in practice '{}' {}",
+                    where,
+                    pl.col("client_id"),
+                    pl.col("owner_team_member_id"),
+                    pl.lit(files["clients"]),
+                    pl.col("client_row"),
+                    pl.col("practice_id"),
+                    pl.lit(files["team_members"]),
+                ),
+                owner_severity,
+            ),
+            problems(
+                lines,
+                fields_sent & pl.col("account_code").is_null(),
+                "MISSING_ACCOUNT_CODE",
+                pl.format(
+                    "{}: no account_code on the line or on its service template '{}'", where, template_id
+                ),
+            ),
+            problems(
+                lines,
+                (fields_sent | pl.col("consolidated")) & pl.col("tax_type").is_null(),
+                "MISSING_TAX_TYPE",
+                pl.format("{}: no tax_type on the line or on its service template '{}'", where, template_id),
+            ),
+        ],
+        how="vertical",
+    )
+
+
+def consolidation_problems(lines: pl.LazyFrame, files: dict[str, str]) -> pl.LazyFrame:
+    """R6: a consolidated invoice whose lines have different effective tax types is held."""
+    mixed = (
+        lines.filter(pl.col("consolidated") & pl.col("tax_type").is_not_null())
+        .group_by("practice_id", "invoice_id")
+        .agg(
+            pl.col("invoice_number").first(),
+            pl.col("tax_type").n_unique().alias("tax_types"),
+            pl.format("{} ({})", pl.col("line_id"), pl.col("tax_type")).str.join(", ").alias("pairs"),
+        )
+        .filter(pl.col("tax_types") > 1)
+    )
+    return problems(
+        mixed,
+        pl.lit(True),
+        "CONSOLIDATION_TAX_MISMATCH",
+        pl.format(
+            "invoice {} of a consolidate_lines client: lines have different tax types: {}",
+            pl.col("invoice_number"),
+            pl.col("pairs"),
+        ),
+    )
+
+
+def invoice_problems(heads: pl.LazyFrame, files: dict[str, str]) -> pl.LazyFrame:
+    """Invoice-level checks: the practice and client exist, and an approved invoice has lines."""
+    where = _where(files["invoices"], "invoice_row", line=False)
+    return pl.concat(
+        [
+            problems(
+                heads,
+                ~pl.col("practice_found"),
+                "INVALID_VALUE",
+                pl.format(
+                    "{}: practice_id '{}' is not in {}",
+                    where,
+                    pl.col("practice_id"),
+                    pl.lit(files["practices"]),
+                ),
+            ),
+            problems(
+                heads,
+                pl.col("is_xero") & ~pl.col("client_found") & pl.col("client_id").is_not_null(),
+                "UNKNOWN_CLIENT",
+                pl.format(
+                    "{}: client_id '{}' is not in practice '{}' {}",
+                    where,
+                    pl.col("client_id"),
+                    pl.col("practice_id"),
+                    pl.lit(files["clients"]),
+                ),
+            ),
+            problems(
+                heads,
+                pl.col("is_xero") & (pl.col("line_count") == 0),
+                "EMPTY_INVOICE",
+                pl.format("{}: approved invoice has no lines in {}", where, pl.lit(files["invoice_lines"])),
+            ),
+        ],
+        how="vertical",
+    )
+
+
+def orphan_line_problems(orphans: pl.LazyFrame, files: dict[str, str]) -> pl.LazyFrame:
+    """Lines whose invoice does not exist in their practice: recorded with a null invoice."""
+    return problems(
+        orphans.rename({"invoice_id": "missing_invoice_id"}).with_columns(
+            pl.lit(None, pl.Utf8).alias("invoice_id")
+        ),
+        pl.lit(True),
+        "ORPHAN_LINE",
+        pl.format(
+            "{} row {} (line {}): invoice_id '{}' is not in practice '{}' {}",
+            pl.lit(files["invoice_lines"]),
+            pl.col("_row"),
+            pl.col("line_id"),
+            pl.col("missing_invoice_id"),
+            pl.col("practice_id"),
+            pl.lit(files["invoices"]),
+        ),
+    )
+
+
+def source_problems_of_invoices(
+    source: pl.LazyFrame, heads: pl.LazyFrame, lines: pl.LazyFrame
+) -> pl.LazyFrame:
+    """Values that did not parse, and repeated keys, held against the invoices that depend on them.
+
+    An invoice depends on its own row and lines, its practice and client, the templates its lines name,
+    the owner when slot 2 comes from the owner and is sent, and the options and categories it sends.
+    """
+    def by(table: str) -> pl.LazyFrame:
+        return source.filter(pl.col("table") == table).select("practice_id", "key", "line_id", "detail", "code")
+
+    inv = heads.select("practice_id", "invoice_id", "client_id")
+    own = [
+        by("invoices").join(
+            inv.select("practice_id", pl.col("invoice_id").alias("key")), on=["practice_id", "key"], how="inner"
+        ).rename({"key": "invoice_id"}),
+        by("invoice_lines").join(
+            inv.select("practice_id", pl.col("invoice_id").alias("key")), on=["practice_id", "key"], how="inner"
+        ).rename({"key": "invoice_id"}),
+    ]
+    by_invoice = [
+        by("practices").drop("line_id").join(inv.select("practice_id", "invoice_id"), on="practice_id"),
+        by("clients")
+        .drop("line_id")
+        .join(inv, left_on=["practice_id", "key"], right_on=["practice_id", "client_id"])
+        .drop("key"),
+    ]
+    used = lines.select(
+        "practice_id",
+        "invoice_id",
+        "line_id",
+        pl.col("service_template_id").alias("template"),
+        pl.when(pl.col("sends_slot2") & (pl.col("tracking2_source") == "owner"))
+        .then(pl.col("owner_team_member_id"))
+        .alias("owner"),
+        pl.when(pl.col("sends_slot1")).then(pl.col("tracking1_option_id")).alias("option1"),
+        pl.when(pl.col("sends_slot2")).then(pl.col("tracking2_option_id")).alias("option2"),
+        pl.when(pl.col("sends_slot1")).then(pl.col("tracking1_category_id")).alias("category1"),
+        pl.when(pl.col("sends_slot2")).then(pl.col("tracking2_category_id")).alias("category2"),
+    )
+    by_line = [
+        by(table)
+        .drop("line_id")
+        .join(used, left_on=["practice_id", "key"], right_on=["practice_id", column])
+        .select("practice_id", "invoice_id", "line_id", "detail", "code")
+        for table, column in (
+            ("service_templates", "template"),
+            ("team_members", "owner"),
+            ("tracking_options", "option1"),
+            ("tracking_options", "option2"),
+            ("tracking_categories", "category1"),
+            ("tracking_categories", "category2"),
+        )
+    ]
+    columns = ["practice_id", "invoice_id", "line_id", "code", "detail"]
+    frames = [f.select(columns) for f in own] + [
+        f.with_columns(pl.lit(None, pl.Utf8).alias("line_id")).select(columns) for f in by_invoice
+    ] + [f.select(columns) for f in by_line]
+    return (
+        pl.concat(frames, how="vertical")
+        .unique(maintain_order=True)
+        .select(
+            "practice_id",
+            "invoice_id",
+            "line_id",
+            pl.col("code").cast(Code),
+            pl.lit("error").cast(Severity).alias("severity"),
+            "detail",
+        )
+    )
+
+
+def unattributed_source_problems(source: pl.LazyFrame) -> pl.LazyFrame:
+    """Problems of rows no invoice can be traced to: errors for invoices and lines whose keys are missing,
+    warnings for reference rows (which also hold every invoice that uses them)."""
+    is_invoice_data = pl.col("table").is_in(["invoices", "invoice_lines"])
+    unidentified = pl.col("practice_id").is_null() | pl.col("key").is_null()
+    return source.filter(~is_invoice_data | unidentified).select(
+        "practice_id",
+        pl.when(is_invoice_data).then(pl.col("invoice_id")).alias("invoice_id"),
+        pl.when(is_invoice_data).then(pl.col("line_id")).alias("line_id"),
+        pl.col("code").cast(Code),
+        pl.when(is_invoice_data).then(pl.lit("error")).otherwise(pl.lit("warning")).cast(Severity).alias("severity"),
+        "detail",
+    )

@@ -1,0 +1,313 @@
+"""From typed source tables to everything the warehouse and Xero files need, in one plan.
+
+`resolve_invoices` is the resolution core: pure Polars, given frames and an explicit scope and policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from transforms import hold_reasons as holds
+from transforms.consolidate import (
+    INVOICE,
+    consolidate_invoice_lines,
+    is_consolidated,
+    line_order,
+    sort_lines,
+)
+from transforms.resolve_slots import resolve_slots
+from transforms.schemas import XERO_LIMITS_OF, limit_failures
+from transforms.vocabulary import Code, InvoiceState, Severity
+from transforms.xero_payload import (
+    XERO_INVOICE_COLUMNS,
+    XERO_LINE_COLUMNS,
+    canonical_payload,
+    sent_tracking,
+    xero_invoices,
+)
+
+TABLES = (
+    "practices",
+    "tracking_categories",
+    "tracking_options",
+    "team_members",
+    "service_templates",
+    "clients",
+    "invoices",
+    "invoice_lines",
+)
+
+LINE_TRACKING_COLUMNS = [
+    "practice_id",
+    "invoice_id",
+    "line_id",
+    "position",
+    "line_type",
+    "issue_date",
+    "line_amount",
+    "tracking1_category",
+    "tracking1_option",
+    "tracking1_source",
+    "tracking2_category",
+    "tracking2_option",
+    "tracking2_source",
+    "invoice_state",
+    "client_id",
+    "service_template_id",
+    "tracking1_option_id",
+    "tracking2_option_id",
+    "account_code",
+    "tax_type",
+]
+
+INVOICE_STATE_COLUMNS = [
+    "practice_id",
+    "invoice_id",
+    "invoice_number",
+    "client_id",
+    "issue_date",
+    "updated_at",
+    "invoice_state",
+    "hold_codes",
+    "line_count",
+    "consolidated",
+]
+
+
+@dataclass
+class Resolution:
+    line_tracking: pl.DataFrame
+    invoice_states: pl.DataFrame
+    exceptions: pl.DataFrame
+    xero_line_items: pl.DataFrame
+    xero_invoices: pl.DataFrame
+    payloads: pl.DataFrame
+
+
+def default_files() -> dict[str, str]:
+    return {t: f"{t}.csv" for t in TABLES}
+
+
+def exportable(invoices: pl.LazyFrame) -> pl.LazyFrame:
+    """Approved invoices, and invoices whose status did not parse (held, so nothing goes unseen)."""
+    return invoices.filter((pl.col("status") == "approved") | pl.col("status").is_null())
+
+
+def mark_sent_parts(lines: pl.LazyFrame, policy: str) -> pl.LazyFrame:
+    """What of each line Xero would receive: the line itself (R6), slot 1, and slot 2 (R5, R6, R7)."""
+    return (
+        sort_lines(lines)
+        .with_columns(
+            line_order().alias("line_no"),
+            is_consolidated().alias("consolidated"),
+            holds.same_category().alias("same_category"),
+            holds.drops_secondary(policy).alias("drops_slot2"),
+        )
+        .with_columns(
+            (~pl.col("consolidated") | (pl.col("line_no") == 1)).alias("sends_line"),
+        )
+        .with_columns(
+            (pl.col("is_xero") & pl.col("sends_line") & pl.col("tracking1_option_id").is_not_null()).alias(
+                "sends_slot1"
+            ),
+            (
+                pl.col("is_xero")
+                & ~pl.col("consolidated")
+                & ~pl.col("drops_slot2")
+                & pl.col("tracking2_option_id").is_not_null()
+            ).alias("sends_slot2"),
+        )
+    )
+
+
+def invoice_heads(
+    candidates: pl.LazyFrame, lines: pl.LazyFrame, practices: pl.LazyFrame, clients: pl.LazyFrame
+) -> pl.LazyFrame:
+    counts = lines.group_by(INVOICE).agg(pl.len().cast(pl.Int32).alias("line_count"))
+    return (
+        candidates.select(
+            *INVOICE,
+            "client_id",
+            "invoice_number",
+            "issue_date",
+            "updated_at",
+            pl.col("_row").alias("invoice_row"),
+        )
+        .join(
+            practices.select("practice_id", "ledger", pl.lit(True).alias("practice_found")),
+            on="practice_id",
+            how="left",
+            validate="m:1",
+        )
+        .join(
+            clients.select(
+                "practice_id",
+                "client_id",
+                "consolidate_lines",
+                pl.lit(True).alias("client_found"),
+            ),
+            on=["practice_id", "client_id"],
+            how="left",
+            validate="m:1",
+        )
+        .join(counts, on=INVOICE, how="left", validate="1:1")
+        .with_columns(
+            pl.col("practice_found", "client_found").fill_null(False),
+            pl.col("line_count").fill_null(0),
+            (pl.col("ledger") == "xero").fill_null(False).alias("is_xero"),
+            (pl.col("ledger") != "xero").fill_null(False).alias("not_xero"),
+            (pl.col("consolidate_lines").fill_null(False) & (pl.col("ledger") == "xero").fill_null(False)).alias(
+                "consolidated"
+            ),
+        )
+    )
+
+
+def _limit_problems(candidate_items: pl.DataFrame, files: dict[str, str]) -> pl.DataFrame:
+    failures = limit_failures(candidate_items)
+    if failures.is_empty():
+        return pl.DataFrame(schema=holds.PROBLEM_SCHEMA)
+    rows = candidate_items.with_row_index("index").join(failures, on="index", how="inner")
+    limit = pl.col("column").replace_strict(XERO_LIMITS_OF, return_dtype=pl.Int64)
+    length = pl.coalesce(
+        [pl.when(pl.col("column") == c).then(pl.col(c).str.len_chars()) for c in XERO_LIMITS_OF]
+    )
+    return rows.select(
+        "practice_id",
+        "invoice_id",
+        "line_id",
+        pl.lit("INVALID_VALUE").cast(Code).alias("code"),
+        pl.lit("error").cast(Severity).alias("severity"),
+        pl.format(
+            "{} row {} (line {}): {} is {} characters, Xero takes at most {}",
+            pl.lit(files["invoice_lines"]),
+            pl.col("line_row"),
+            pl.col("line_id"),
+            pl.col("column"),
+            length,
+            limit,
+        ).alias("detail"),
+    )
+
+
+def resolve_invoices(
+    tables: dict[str, pl.LazyFrame],
+    source_problems: pl.LazyFrame,
+    *,
+    scope: pl.LazyFrame | None = None,
+    policy: str = "hold",
+    files: dict[str, str] | None = None,
+) -> Resolution:
+    """Resolve, check and shape every exportable invoice in `scope` (practice_id, invoice_id; all when None).
+
+    Returns collected frames: line_tracking (every line, held or not), invoice states, open problems
+    (exceptions without timestamps), and for ready invoices the Xero line items, headers and payload text.
+    """
+    files = files or default_files()
+    candidates = exportable(tables["invoices"])
+    if scope is not None:
+        candidates = candidates.join(scope.select(INVOICE), on=INVOICE, how="semi")
+    lines = tables["invoice_lines"].join(candidates.select(INVOICE), on=INVOICE, how="semi")
+
+    resolved = resolve_slots(
+        lines,
+        candidates,
+        tables["practices"],
+        tables["clients"],
+        tables["team_members"],
+        tables["service_templates"],
+        tables["tracking_options"],
+        tables["tracking_categories"],
+    )
+    marked = mark_sent_parts(resolved, policy)
+    heads = invoice_heads(candidates, lines, tables["practices"], tables["clients"])
+    orphans = tables["invoice_lines"].join(tables["invoices"].select(INVOICE), on=INVOICE, how="anti")
+
+    would_send = consolidate_invoice_lines(
+        sent_tracking(marked.filter(pl.col("is_xero"))).with_columns(
+            pl.col("client_name").alias("contact_name"),
+        )
+    )
+
+    plan = [
+        marked,
+        heads,
+        would_send,
+        pl.concat(
+            [
+                holds.invoice_problems(heads, files),
+                holds.reference_problems(marked, files),
+                holds.same_category_problems(marked, policy, files),
+                holds.option_problems(marked, 1, files),
+                holds.option_problems(marked, 2, files),
+                holds.consolidation_problems(marked, files),
+                holds.source_problems_of_invoices(source_problems, heads, marked),
+            ],
+            how="vertical",
+        ),
+        pl.concat(
+            [
+                holds.orphan_line_problems(orphans, files),
+                holds.unattributed_source_problems(source_problems),
+            ],
+            how="vertical",
+        ),
+    ]
+    marked_df, heads_df, would_send_df, invoice_problems_df, global_problems_df = pl.collect_all(plan)
+
+    # Xero's limits, judged by Pandera on exactly what would be sent (contact name only without an id).
+    limits = _limit_problems(
+        would_send_df.with_columns(
+            pl.when(pl.col("xero_contact_id").is_null()).then(pl.col("client_name")).alias("contact_name")
+        ),
+        files,
+    )
+    not_xero = heads_df.filter(pl.col("not_xero")).select(INVOICE)
+    problems = (
+        pl.concat([invoice_problems_df, limits], how="vertical")
+        .join(not_xero, on=INVOICE, how="anti")
+        .unique(maintain_order=True)
+    )
+    errors = problems.filter(pl.col("severity") == "error")
+    hold_codes = errors.group_by(INVOICE).agg(pl.col("code").cast(pl.Utf8).unique().sort().alias("hold_codes"))
+
+    states = (
+        heads_df.join(hold_codes, on=INVOICE, how="left", validate="1:1")
+        .with_columns(
+            pl.when(pl.col("not_xero"))
+            .then(pl.lit("not_xero"))
+            .when(pl.col("hold_codes").is_not_null())
+            .then(pl.lit("held"))
+            .otherwise(pl.lit("ready"))
+            .cast(InvoiceState)
+            .alias("invoice_state"),
+            pl.col("hold_codes").fill_null([]),
+        )
+        .select(INVOICE_STATE_COLUMNS)
+        .sort(INVOICE)
+    )
+    ready = states.filter(pl.col("invoice_state") == "ready").select(INVOICE)
+
+    line_tracking = (
+        marked_df.join(states.select(*INVOICE, "invoice_state"), on=INVOICE, how="left", validate="m:1")
+        .select(LINE_TRACKING_COLUMNS)
+        .sort(["practice_id", "invoice_id", "line_id"])
+    )
+    items = would_send_df.join(ready, on=INVOICE, how="semi").sort([*INVOICE, "line_no"])
+    heads_out = xero_invoices(items.lazy()).collect().select(XERO_INVOICE_COLUMNS).sort(INVOICE)
+    payloads = canonical_payload(items.lazy(), heads_out.lazy()).collect().sort(INVOICE)
+    exceptions = (
+        pl.concat([problems, global_problems_df.select(problems.columns)], how="vertical")
+        .unique(maintain_order=True)
+        .sort(["practice_id", "invoice_id", "line_id", "code", "detail"], nulls_last=True)
+    )
+    return Resolution(
+        line_tracking=line_tracking,
+        invoice_states=states,
+        exceptions=exceptions,
+        xero_line_items=items.select(XERO_LINE_COLUMNS),
+        xero_invoices=heads_out,
+        payloads=payloads,
+    )

@@ -1,0 +1,146 @@
+"""What Xero receives for an invoice: its header and line items, and a canonical text of both whose
+digest decides whether an invoice must be batched again."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from transforms.consolidate import INVOICE
+
+XERO_LINE_COLUMNS = [
+    "practice_id",
+    "invoice_id",
+    "invoice_number",
+    "line_no",
+    "line_id",
+    "description",
+    "quantity",
+    "unit_amount",
+    "line_amount",
+    "account_code",
+    "tax_type",
+    "tracking1_name",
+    "tracking1_option",
+    "tracking2_name",
+    "tracking2_option",
+]
+
+XERO_INVOICE_COLUMNS = [
+    "practice_id",
+    "invoice_id",
+    "invoice_number",
+    "client_id",
+    "contact_id",
+    "contact_name",
+    "reference",
+    "issue_date",
+    "due_date",
+    "currency",
+    "xero_status",
+    "line_amount_types",
+    "line_count",
+    "total",
+    "updated_at",
+]
+
+
+def sent_tracking(lines: pl.LazyFrame) -> pl.LazyFrame:
+    """Blank the slots that are not sent (R5 drop_secondary, R6 consolidation, R7 non-Xero)."""
+    return lines.with_columns(
+        pl.when(pl.col("sends_slot1")).then(pl.col("tracking1_category")).alias("tracking1_name"),
+        pl.when(pl.col("sends_slot1")).then(pl.col("tracking1_option")).alias("tracking1_option"),
+        pl.when(pl.col("sends_slot2")).then(pl.col("tracking2_category")).alias("tracking2_name"),
+        pl.when(pl.col("sends_slot2")).then(pl.col("tracking2_option")).alias("tracking2_option"),
+    )
+
+
+def xero_invoices(items: pl.LazyFrame) -> pl.LazyFrame:
+    """One header per invoice in `items` (line items as sent, with the invoice's columns)."""
+    return (
+        items.group_by(INVOICE)
+        .agg(
+            pl.col(
+                "invoice_number",
+                "client_id",
+                "xero_contact_id",
+                "client_name",
+                "reference",
+                "issue_date",
+                "due_date",
+                "currency",
+                "updated_at",
+            ).first(),
+            pl.len().cast(pl.Int32).alias("line_count"),
+            pl.col("line_amount").sum().alias("total"),
+        )
+        .select(
+            *INVOICE,
+            "invoice_number",
+            "client_id",
+            pl.col("xero_contact_id").alias("contact_id"),
+            pl.col("client_name").alias("contact_name"),
+            "reference",
+            "issue_date",
+            "due_date",
+            "currency",
+            pl.lit("AUTHORISED").alias("xero_status"),
+            pl.lit("Exclusive").alias("line_amount_types"),
+            "line_count",
+            "total",
+            "updated_at",
+        )
+    )
+
+
+def _text(*columns: str) -> list[pl.Expr]:
+    return [pl.col(c).cast(pl.Utf8).fill_null("") for c in columns]
+
+
+def canonical_payload(items: pl.LazyFrame, heads: pl.LazyFrame) -> pl.LazyFrame:
+    """(practice_id, invoice_id, payload): a text of everything sent for the invoice, in line order.
+
+    Two runs that would send the same thing produce the same text, so its digest is a fair test of
+    "changed since it was batched".
+    """
+    line_text = items.sort([*INVOICE, "line_no"]).select(
+        *INVOICE,
+        pl.concat_str(
+            _text(
+                "line_no",
+                "description",
+                "quantity",
+                "unit_amount",
+                "line_amount",
+                "account_code",
+                "tax_type",
+                "tracking1_name",
+                "tracking1_option",
+                "tracking2_name",
+                "tracking2_option",
+            ),
+            separator="\x1f",
+        ).alias("line_text"),
+    )
+    per_invoice = line_text.group_by(INVOICE, maintain_order=True).agg(
+        pl.col("line_text").str.join("\x1e").alias("lines_text")
+    )
+    head_text = heads.select(
+        *INVOICE,
+        pl.concat_str(
+            _text(
+                "invoice_number",
+                "contact_id",
+                "contact_name",
+                "reference",
+                "issue_date",
+                "due_date",
+                "currency",
+                "xero_status",
+                "line_amount_types",
+            ),
+            separator="\x1f",
+        ).alias("head_text"),
+    )
+    return head_text.join(per_invoice, on=INVOICE, how="inner", validate="1:1").select(
+        *INVOICE, pl.concat_str(["head_text", "lines_text"], separator="\x1d").alias("payload")
+    )
