@@ -35,23 +35,36 @@ def write_batches_task(run: Run, keys, max_invoices: int, max_bytes: int):
 
 @task(name="record run", **TASK)
 def record_run_task(run: Run, summary: steps.RunSummary, source: Path) -> steps.RunSummary:
-    return steps.record_run(run, summary, source, datetime.now(UTC))
+    return _record_now(run, summary, source)
 
 
-def run_pipeline(settings: Settings, scope: steps.Scope, emit_batches: bool) -> steps.RunSummary:
-    """One atomic run: everything below commits together or not at all."""
+def run_pipeline(
+    settings: Settings, scope: steps.Scope, emit_batches: bool, *, as_tasks: bool = True
+) -> steps.RunSummary:
+    """One atomic run: everything below commits together or not at all.
+
+    `as_tasks=False` calls the same steps as plain functions (no Prefect API needed): for tests and the
+    benchmark; the flows below always run them as tasks.
+    """
+    load, resolve, write, record = (
+        (load_sources_task, resolve_task, write_batches_task, record_run_task)
+        if as_tasks
+        else (steps.load_sources, steps.resolve, steps.write_batches, _record_now)
+    )
     with atomic_run(settings.warehouse, settings.out, settings.lock_path, scope.flow) as run:
-        files = load_sources_task(run, settings.source)
-        summary, keys = resolve_task(run, files, scope, settings.same_category_policy)
+        files = load(run, settings.source)
+        summary, keys = resolve(run, files, scope, settings.same_category_policy)
         if emit_batches:
             batch_keys = None if scope.flow == "nightly" else keys
-            count, invoices, written = write_batches_task(
-                run, batch_keys, settings.batch_max_invoices, settings.batch_max_bytes
-            )
+            count, invoices, written = write(run, batch_keys, settings.batch_max_invoices, settings.batch_max_bytes)
             summary.batches_written, summary.invoices_batched = count, invoices
             summary.files = [str(settings.out / p) for p in written]
-        summary = record_run_task(run, summary, settings.source)
+        summary = record(run, summary, settings.source)
     return summary
+
+
+def _record_now(run: Run, summary: steps.RunSummary, source: Path) -> steps.RunSummary:
+    return steps.record_run(run, summary, source, datetime.now(UTC))
 
 
 @flow(name="trackline-nightly", log_prints=True)

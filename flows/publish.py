@@ -88,6 +88,8 @@ def _move_staged(staging: Path, out: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(path, target)
     shutil.rmtree(staging, ignore_errors=True)
+    if staging.parent.name == STAGING and not any(staging.parent.iterdir()):
+        staging.parent.rmdir()
 
 
 def committed_runs(warehouse: Path) -> set[str]:

@@ -1,0 +1,37 @@
+"""Shared fixtures. Tests never touch data/warehouse.duckdb or data/out: everything lives in tmp_path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "data" / "sample"
+
+
+@pytest.fixture
+def settings_for(tmp_path):
+    """Settings for a source folder, with a warehouse and output folder of the test's own."""
+    from flows.settings import Settings
+
+    def make(source: Path, **overrides) -> Settings:
+        return Settings(source=source, warehouse=tmp_path / "wh" / "warehouse.duckdb", out=tmp_path / "out", **overrides)
+
+    return make
+
+
+@pytest.fixture
+def run_plain():
+    """Run the pipeline's steps without Prefect (the flows themselves are tested in tests/flows)."""
+    from flows.pipeline import run_pipeline
+    from flows.steps import Scope
+
+    def run(settings, flow: str = "backfill", emit_batches: bool = True, **scope):
+        return run_pipeline(settings, Scope(flow, **scope), emit_batches, as_tasks=False)
+
+    return run
