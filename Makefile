@@ -30,3 +30,9 @@ lint: $(STAMP)
 
 clean:
 	rm -rf data/warehouse.duckdb* data/.warehouse.duckdb.* data/out
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+reliability: $(STAMP)
+	$(BIN)/python -m tests.reliability.figures
