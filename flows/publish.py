@@ -25,6 +25,7 @@ from pathlib import Path
 
 import duckdb
 
+from flows import faults
 from flows.warehouse import apply_migrations
 
 STAGING = ".staging"
@@ -87,6 +88,7 @@ def _move_staged(staging: Path, out: Path) -> None:
         target = out / path.relative_to(staging)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(path, target)
+        faults.checkpoint("moving")
     shutil.rmtree(staging, ignore_errors=True)
     if staging.parent.name == STAGING and not any(staging.parent.iterdir()):
         staging.parent.rmdir()
@@ -144,6 +146,7 @@ def atomic_run(warehouse: Path, out: Path, lock_path: Path, flow: str) -> Iterat
             os.replace(work, warehouse)
             _fsync_dir(warehouse.parent)
             committed = True
+            faults.checkpoint("committed")
             if staging.is_dir():
                 _move_staged(staging, out)
         finally:

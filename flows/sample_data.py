@@ -1,12 +1,10 @@
 """The bundled sample source (data/sample): a deterministic generator of every input table of CONTRACT.md §2.
 
-Five practices: `northgate`, the small worked example behind the golden files; `harbour` and `keystone`, bulk
-Xero practices that reuse each other's ids (never names) and carry the deliberate problems listed in
-data/sample/README.md; `ledgerline` (QuickBooks) and `sagebrook` (Sage), which must produce no Xero output.
-Every value is a string (None = empty field). Each practice draws from its own `random.Random`, seeded from
-`seed` and its id, so the files are byte-identical from run to run.
-
-    python -m flows.sample_data data/sample
+Practices: `northgate`, the small worked example behind the golden files; `harbour` and `keystone`, bulk Xero
+practices that reuse each other's ids (never names) and carry the deliberate problems listed in
+data/sample/README.md; `ledgerline` (QuickBooks) and `sagebrook` (Sage). Values are strings (None = empty).
+Each practice draws from its own `random.Random(f"{seed}:{practice_id}")`: the files are byte-identical
+from run to run. Run as `python -m flows.sample_data data/sample`.
 """
 
 from __future__ import annotations
@@ -14,11 +12,10 @@ from __future__ import annotations
 import random
 import sys
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from functools import partial
+from collections import namedtuple
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 import polars as pl
@@ -42,32 +39,24 @@ ID_FORMATS = {"tracking_categories": ("tracking_category_id", "TC", 2),
               "tracking_options": ("tracking_option_id", "O", 2), "team_members": ("team_member_id", "T", 2),
               "service_templates": ("service_template_id", "S", 2), "clients": ("client_id", "C", 4),
               "invoices": ("invoice_id", "I", 4), "invoice_lines": ("line_id", "L", 5)}
-# Rows are written sorted by practice_id then the table's key.
-SORT_KEYS = {table: ["practice_id", column] for table, (column, _, _) in ID_FORMATS.items()} | {
-    "practices": ["practice_id"], "invoice_lines": ["practice_id", "invoice_id", "line_id"]}
+# Rows are written sorted by practice_id then the table's key: its leading columns.
+SORT_KEYS = {table: columns[: 3 if table == "invoice_lines" else 2] for table, columns in COLUMNS.items()}
 
-FIRST_NAMES = ("Alice Ben Chloe Daniel Emma Faisal Grace Harry Isla Jack Kiran Laura Mohammed Nina Oliver "
-               "Priya Quentin Rosa Samuel Tara Umar Vera William Yasmin Zoe").split()
-LAST_NAMES = ("Ahmed Brooks Carter Dawson Evans Fletcher Gill Hughes Iqbal Jones Khan Lewis Morgan Nash "
-              "O'Neill Patel Quinn Reid Shaw Turner Walsh Young").split()
-PLACES = ("Riverside Hillcrest Oakwood Kingsway Millbrook Northfield Westgate Ashford Bramley Castleton "
-          "Dunmore Elmstead Fairhaven Glenwood Highbury Ivybridge Juniper Kestrel Larkfield Moorside").split()
-TRADES = ("Joinery Dental Bakery Logistics Plumbing Architects Veterinary Florists Motors Software Lettings "
-          "Catering Electrical Print Opticians Landscaping Physio Brewing Textiles Consulting").split()
+FIRST_NAMES = "Alice Ben Chloe Daniel Emma Faisal Grace Harry Isla Jack Kiran Laura Nina Priya".split()
+LAST_NAMES = "Ahmed Brooks Carter Dawson Evans Gill Hughes Iqbal Khan Lewis O'Neill Patel Shaw".split()
+PLACES = "Riverside Hillcrest Oakwood Kingsway Millbrook Westgate Ashford Bramley Castleton Elmstead".split()
+TRADES = "Joinery Dental Bakery Logistics Plumbing Architects Florists Motors Software Catering Print".split()
 COMPANY_SUFFIXES = ("Ltd", "Ltd", "Ltd", "Limited", "LLP", "& Sons", "Partners")
 ADHOC_CHARGES = (  # description, unit amount, account code, tax type
-    ("Companies House filing fee", "34.00", "260", "EXEMPTOUTPUT"),
-    ("Additional meeting", "120.00", "200", "OUTPUT2"),
-    ("Additional hours", "65.0000", "200", "OUTPUT2"),
-    ("Software setup", "250.00", "210", "OUTPUT2"),
-    ("Courier disbursement", "18.50", "220", "ZERORATEDOUTPUT"),
-)
+    ("Companies House fee", "34.00", "260", "EXEMPTOUTPUT"), ("Software setup", "250.00", "210", "OUTPUT2"),
+    ("Additional meeting", "120.00", "200", "OUTPUT2"), ("Additional hours", "65.0000", "200", "OUTPUT2"),
+    ("Courier disbursement", "18.50", "220", "ZERORATEDOUTPUT"))
 QUANTITIES = ("1", "1", "1", "1", "2", "0.5", "1.5", "2.5", "3", "7.25", "12")
 ACCOUNT_CYCLE = ("200", "200", "210", "220")
 TAX_CYCLE = ("OUTPUT2", "OUTPUT2", "OUTPUT2", "EXEMPTOUTPUT", "OUTPUT2", "ZERORATEDOUTPUT")
 FIRST_ISSUE, LAST_ISSUE, PROBLEM_ISSUE = date(2024, 1, 1), date(2026, 10, 31), date(2026, 9, 30)
 LONG_OPTION_NAME = ("Corporate Finance, Transaction Services, Due Diligence and Business Valuations for "
-                    "Owner-Managed Businesses in the UK and Ireland")  # 120 characters
+                    "Owner-Managed Businesses in the UK and Ireland")  # 129 characters
 LONG_DESCRIPTION = ("Schedule of work: reconciled bank, VAT, PAYE and director's loan accounts; " * 60)[:4050]
 
 
@@ -87,7 +76,7 @@ class Book:
         self.practice_id, self.number_prefix = practice_id, number_prefix
         self.rng = random.Random(f"{seed}:{practice_id}")
         self.counters: dict[str, int] = {}
-        self.templates: dict[str, dict] = {}
+        self.templates: dict[str, dict] = {}  # first row of each template id, for the bulk lines
         self.tables["practices"].append({"practice_id": practice_id, "name": name, "ledger": ledger})
 
     def next_id(self, table: str) -> str:
@@ -108,9 +97,6 @@ class Book:
         self.used_names.add(name)
         return name
 
-    def contact_id(self) -> str:
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
-
     def add_group(self, category: str, options: tuple[str, ...], status: str = "ACTIVE") -> list[str]:
         """A tracking category and its ACTIVE options; return the option ids."""
         category_id = self.add("tracking_categories", None, name=category, status=status)
@@ -127,21 +113,22 @@ class Book:
         self.templates[template_id := self.add("service_templates", None, **row)] = row
         return template_id
 
-    def add_client(self, name: str, option: str | None, owner: str | None, consolidate: str | None = "false",
-                   contact_id: str | None = None) -> str:
-        return self.add("clients", None, name=name, xero_contact_id=contact_id, owner_team_member_id=owner,
-                        tracking_option_id=option, consolidate_lines=consolidate)
+    def add_client(self, option: str | None, owner: str | None = "T01", consolidate: str | None = "false",
+                   contact_id: str | None = None, name: str | None = None) -> str:
+        """A client, named like a small business unless `name` is given."""
+        return self.add("clients", None, name=name or self.unique_name(PLACES, TRADES, COMPANY_SUFFIXES),
+                        xero_contact_id=contact_id, owner_team_member_id=owner, tracking_option_id=option,
+                        consolidate_lines=consolidate)
 
     def add_invoice(self, client_id: str, issue: date, lines: list[dict], status: str = "approved",
-                    currency: str = "GBP", reference: str | None = None, issue_date: str | None = None,
-                    due_days: int = 30) -> str:
-        """An invoice and its lines; `issue_date` overrides the written date (to make it invalid)."""
+                    currency: str = "GBP", reference: str | None = None, raw_date: str | None = None) -> str:
+        """An invoice and its lines; `raw_date` replaces the written issue date (to make it invalid)."""
         updated = datetime.combine(issue, time()) + timedelta(minutes=self.rng.randint(9 * 60, 3 * 24 * 60))
         invoice_id = self.add(
             "invoices", None, client_id=client_id,
             invoice_number=f"{self.number_prefix}-{1001 + self.counters.get('invoices', 0)}",
-            issue_date=issue_date or issue.isoformat(),
-            due_date=(issue + timedelta(days=due_days)).isoformat(), currency=currency, reference=reference,
+            issue_date=raw_date or issue.isoformat(),
+            due_date=(issue + timedelta(days=30)).isoformat(), currency=currency, reference=reference,
             status=status, updated_at=updated.strftime("%Y-%m-%dT%H:%M:00Z"))
         self.add_lines(invoice_id, lines)
         return invoice_id
@@ -163,61 +150,42 @@ def build_northgate(book: Book) -> None:
     books = book.add_template("Monthly Bookkeeping", central, "200", "OUTPUT2")
     accounts = book.add_template("Annual Accounts", None, "210", "OUTPUT2")
     tax = book.add_template("Tax Return", None, "200", "OUTPUT2")
-    acme = book.add_client("Acme Widgets Ltd", partner_a, alex, "false", "6f1d2c3b-8a4e-4f0a-9c2d-1b7e5a3c9d40")
-    cafe = book.add_client("Brightside Cafe Ltd", partner_b, sam, "true")
-    filing_fee = line("adhoc", "Companies House confirmation statement fee", "1", "34.00", None, "260",
-                      "EXEMPTOUTPUT")
+    acme = book.add_client(partner_a, alex, "false", "6f1d2c3b-8a4e-4f0a-9c2d-1b7e5a3c9d40",
+                           name="Acme Widgets Ltd")
+    cafe = book.add_client(partner_b, sam, "true", name="Brightside Cafe Ltd")
+
+    def monthly(month: str, unit: str = "450.0000") -> dict:
+        return line("service", f"Monthly Bookkeeping - {month} 2026", "1", unit, books)
+
+    fee = line("adhoc", "Companies House confirmation statement", "1", "34.00", None, "260", "EXEMPTOUTPUT")
     hours = line("adhoc", "Additional bookkeeping hours", "2.5", "60.0000", None, "200", "OUTPUT2")
-    book.add_invoice(acme, date(2026, 3, 31), [
-        line("service", "Monthly Bookkeeping - March 2026", "1", "450.0000", books),
-        line("alignment_fee", "Alignment fee: Monthly Bookkeeping, 12-31 March 2026", "1", "290.3226", books),
-        filing_fee,
-    ], reference="March 2026")
+    alignment = line("alignment_fee", "Alignment fee: Monthly Bookkeeping, 12-31 March 2026", "1", "290.3226",
+                     books)  # names a template with an option, yet slot 2 is the owner's
+    book.add_invoice(acme, date(2026, 3, 31), [monthly("March"), alignment, fee], reference="March 2026")
     book.add_invoice(acme, date(2026, 4, 30), [
-        line("service", "Monthly Bookkeeping - April 2026", "1", "450.0000", books),
+        monthly("April"),
         line("service", "Annual Accounts - year ended 31 December 2025", "1", "1250.00", accounts),
         line("service", "Tax Return 2024/25 - director", "2", "325.5", tax),
-        hours,
-    ], reference="April 2026")
+        hours], reference="April 2026")
     book.add_invoice(acme, date(2026, 5, 31), [
-        line("service", "Monthly Bookkeeping - May 2026", "1", "450.0000", books),
-        line("service", "Tax Return amendment (hours)", "1.5", "95.3333", tax),
-    ], reference="May 2026")
-    book.add_invoice(acme, date(2026, 6, 30), [
-        line("service", "Monthly Bookkeeping - June 2026", "1", "450.0000", books), hours,
-    ], status="draft", reference="June 2026")
-    book.add_invoice(acme, date(2026, 3, 15), [
-        line("service", "Monthly Bookkeeping - March 2026", "1", "450.0000", books), filing_fee,
-    ], status="void", reference="Raised in error")
+        monthly("May"), line("service", "Tax Return amendment (hours)", "1.5", "95.3333", tax)],
+        reference="May 2026")
+    book.add_invoice(acme, date(2026, 6, 30), [monthly("June"), hours], "draft", reference="June 2026")
+    book.add_invoice(acme, date(2026, 3, 15), [monthly("March"), fee], "void", reference="Raised in error")
     book.add_invoice(cafe, date(2026, 3, 31), [
-        line("service", "Monthly Bookkeeping - March 2026", "1", "300.0000", books),
-        line("adhoc", "Payroll run (4 employees)", "4", "12.50", None, "200", "OUTPUT2"),
-    ])
+        monthly("March", "300.0000"),
+        line("adhoc", "Payroll run (4 employees)", "4", "12.50", None, "200", "OUTPUT2")])
     # Listed out of position order: position 1 (bookkeeping, account 200) gets the later line_id, and its
     # account code is the one the consolidated Xero line takes.
     book.add_invoice(cafe, date(2026, 4, 30), [
         line("service", "Annual Accounts - year ended 31 January 2026", "1", "850.00", accounts)
         | {"position": "2"},
-        line("service", "Monthly Bookkeeping - April 2026", "1", "300.0000", books) | {"position": "1"},
-    ])
+        monthly("April", "300.0000") | {"position": "1"}])
 
 
-@dataclass(frozen=True)
-class BulkShape:
-    """A practice generated in bulk: the first category goes on clients, the second on owners and services.
-    A category listed without option names gets `people` options named after people (partners, directors)."""
-
-    practice_id: str
-    name: str
-    ledger: str
-    number_prefix: str
-    categories: tuple[tuple[str, tuple[str, ...]], ...]
-    templates: tuple[str, ...]
-    team_members: int
-    clients: int
-    invoices: int
-    people: int = 0
-    add_problems: Callable[[Book], None] | None = None
+# A practice generated in bulk: its first category goes on clients, the second on owners and services.
+BulkShape = namedtuple("BulkShape", "practice_id name ledger number_prefix categories templates team_members "
+                       "clients invoices add_problems", defaults=(None,))
 
 
 def option_or_none(options: list[str], index: int, none_every: int) -> str | None:
@@ -235,24 +203,25 @@ def unit_amount(rng: random.Random, base: Decimal, quantity: str) -> str:
 
 def bulk_lines(book: Book, prices: dict[str, Decimal], main: str, issue: date, consolidate: bool) -> list:
     """3 to 5 lines: the client's main service first, then services, alignment fees and ad hoc charges."""
-    rng, period = book.rng, issue.strftime("%b %Y")
+    rng, period = book.rng, f"{issue:%b %Y}"
 
-    def priced(line_type: str, template_id: str, description: str, quantity: str, base: Decimal) -> dict:
+    def service(template_id: str, quantity: str, base: Decimal, line_type: str = "service",
+                description: str | None = None) -> dict:
         template = book.templates[template_id]
-        return line(line_type, description, quantity, unit_amount(rng, base, quantity), template_id,
+        amount = unit_amount(rng, base, quantity)
+        return line(line_type, f"{template['name']} {description or period}", quantity, amount, template_id,
                     None if template["account_code"] else "200", None if template["tax_type"] else "OUTPUT2")
 
-    lines = [priced("service", main, f"{book.templates[main]['name']} {period}", "1", prices[main])]
+    lines = [service(main, "1", prices[main])]
     for _ in range(rng.choice((2, 2, 3, 3, 4))):
         kind = rng.random()
         if kind < 0.5:
             template_id = rng.choice(list(prices))
-            lines.append(priced("service", template_id, f"{book.templates[template_id]['name']} {period}",
-                                rng.choice(QUANTITIES), prices[template_id]))
+            lines.append(service(template_id, rng.choice(QUANTITIES), prices[template_id]))
         elif kind < 0.75:
             days = rng.randint(3, 27)
-            lines.append(priced("alignment_fee", main, f"Alignment fee: {book.templates[main]['name']} "
-                                f"({days} days)", "1", prices[main] * days / 30))
+            base = prices[main] * days / 30
+            lines.append(service(main, "1", base, "alignment_fee", f"alignment ({days} days)"))
         else:
             description, price, account, tax = rng.choice(ADHOC_CHARGES)
             quantity = rng.choice(QUANTITIES)
@@ -267,9 +236,7 @@ def bulk_lines(book: Book, prices: dict[str, Decimal], main: str, issue: date, c
 def build_bulk_practice(book: Book, shape: BulkShape) -> None:
     """Categories, team, templates, clients and invoices in a realistic mix, all of it free of errors."""
     rng = book.rng
-    people = tuple(book.unique_name(FIRST_NAMES, LAST_NAMES) for _ in range(shape.people))
-    client_options, service_options = [book.add_group(category, names or people)
-                                       for category, names in shape.categories] or [[], []]
+    client_options, service_options = [book.add_group(*group) for group in shape.categories] or [[], []]
     owners = [book.add_team_member(book.unique_name(FIRST_NAMES, LAST_NAMES),
                                    option_or_none(service_options, i, 4)) for i in range(shape.team_members)]
     last = len(shape.templates) - 1  # the last template has no account code or tax type: its lines do
@@ -281,11 +248,10 @@ def build_bulk_practice(book: Book, shape: BulkShape) -> None:
     for i in range(shape.clients):
         consolidate = i % 18 == 5
         client_id = book.add_client(
-            book.unique_name(PLACES, TRADES, COMPANY_SUFFIXES),
             rng.choice(client_options) if client_options and rng.random() < 0.85 else None,
             rng.choice(owners) if rng.random() < 0.9 else None,
             "true" if consolidate else rng.choice(("false", "false", None)),
-            book.contact_id() if rng.random() < 0.85 else None)
+            str(uuid.UUID(int=rng.getrandbits(128), version=4)) if rng.random() < 0.85 else None)
         currency = rng.choices(("GBP", "AUD", "NZD"), weights=(90, 5, 5))[0]
         clients.append((client_id, currency, rng.choice(list(prices)), consolidate))
     span = (LAST_ISSUE - FIRST_ISSUE).days
@@ -293,28 +259,18 @@ def build_bulk_practice(book: Book, shape: BulkShape) -> None:
         client_id, currency, main, consolidate = rng.choice(clients)
         book.add_invoice(client_id, issue, bulk_lines(book, prices, main, issue, consolidate),
                          status=rng.choices(("approved", "draft", "void"), weights=(85, 10, 5))[0],
-                         currency=currency, reference=f"Fees {issue:%B %Y}" if rng.random() < 0.6 else None,
-                         due_days=rng.choice((14, 30)))
+                         currency=currency, reference=f"Fees {issue:%B %Y}" if rng.random() < 0.6 else None)
 
 
-def problem_client(book: Book, option: str | None, owner: str | None = "T01", consolidate: str = "false") -> str:
-    return book.add_client(book.unique_name(PLACES, TRADES, COMPANY_SUFFIXES), option, owner, consolidate)
-
-
-def problem_invoice(book: Book, client_id: str, *lines: dict, issue: date = PROBLEM_ISSUE,
-                    issue_date: str | None = None) -> None:
+def problem_invoice(book: Book, client_id: str, *lines: dict) -> str:
     """An approved invoice: a clean line of template S01 first, then the lines under test."""
-    book.add_invoice(client_id, issue, [clean_line(book), *lines], issue_date=issue_date)
-
-
-def clean_line(book: Book) -> dict:
-    return line("service", f"{book.templates['S01']['name']} Sep 2026", "1", "400.00", "S01")
+    clean = line("service", f"{book.templates['S01']['name']} Sep 2026", "1", "400.00", "S01")
+    return book.add_invoice(client_id, PROBLEM_ISSUE, [clean, *lines])
 
 
 def add_harbour_problems(h: Book) -> None:
     """One approved invoice per deliberate problem. Bulk ids relied on: TC02 Department, O01-O06 partners,
-    O07-O12 departments, S01 (option O07, 200, OUTPUT2), S03 (no option), S15 (no account code, no tax
-    type), T01 (option O07)."""
+    O07-O12 departments, S01 (option O07), S03 (no option), S15 (no account, no tax type), T01 (O07)."""
     north, _ = h.add_group("Region", ("North", "South"), "ARCHIVED")                  # TC03: O13, O14
     closed = h.add_option("TC02", "Payroll Bureau (closed)", "ARCHIVED")              # O15
     long_name = h.add_option("TC02", LONG_OPTION_NAME)                                # O16
@@ -326,8 +282,8 @@ def add_harbour_problems(h: Book) -> None:
           account_code="200", tax_type="OUTPUT2")
     regional_lead = h.add_team_member(h.unique_name(FIRST_NAMES, LAST_NAMES), north)  # T13
 
-    client, invoice = partial(problem_client, h), partial(problem_invoice, h)
-    host = h.add_client("Smith, Jones & Partners LLP", "O01", "T01", "false", h.contact_id())
+    invoice, client = partial(problem_invoice, h), h.add_client
+    host = client("O01", name="Smith, Jones & Partners LLP")
     meeting = line("adhoc", "Additional meeting", "1", "120.00", None, "200", "OUTPUT2")
     vat = line("service", "VAT Return Sep 2026", "1", "95.00", "S03")
     invoice(client("O08", owner=None), vat)                 # SAME_CATEGORY: client O08, S01's O07
@@ -346,7 +302,7 @@ def add_harbour_problems(h: Book) -> None:
     invoice(host, line("service", "Corporate Finance Sep 2026", "1", "2500.00", corporate))  # option name
     invoice(host, line("service", "Forensic Review Sep 2026", "1", "900.00", forensic))  # DUPLICATE_KEY
     h.add_invoice(host, PROBLEM_ISSUE, [])                  # EMPTY_INVOICE
-    h.add_lines("I9999", [clean_line(h)])                   # ORPHAN_LINE
+    h.add_lines("I9999", [line("service", "Bookkeeping Sep 2026", "1", "400.00", "S01")])  # ORPHAN_LINE
     # Ready, not held: slot 2 repeats the client's group, but a consolidated invoice sends no slot 2.
     invoice(client("O08", owner=None, consolidate="true"), vat)
 
@@ -359,8 +315,8 @@ def add_keystone_problems(k: Book) -> None:
           status="ACTIVE")                                                            # O21, unused here
     review = k.add_template("Director Review", "O02", "200", "OUTPUT2")               # S12, a Director
 
-    client, invoice = partial(problem_client, k), partial(problem_invoice, k)
-    host = k.add_client("Café Lumière Ltd", "O01", "T01", None, k.contact_id())
+    invoice, client = partial(problem_invoice, k), k.add_client
+    host = client("O01", consolidate=None, name="Café Lumière Ltd")
     fee = line("adhoc", "Companies House filing fee", "1", "34.00", None, "260", "EXEMPTOUTPUT")
     # SAME_CATEGORY: client O01 and S12's O02 are both Directors
     invoice(client("O01", owner=None), line("service", "Director Review Q3 2026", "1", "600.00", review))
@@ -374,30 +330,33 @@ def add_keystone_problems(k: Book) -> None:
     invoice(client("O02", owner="T12"), fee)                # UNKNOWN_TEAM_MEMBER: T12 is harbour's
     invoice(host, line("adhoc", "Additional meeting", "1", "120.00", None, "200", None))  # MISSING_TAX_TYPE
     # three INVALID_VALUEs: issue_date, unit_amount, description
-    invoice(host, issue=date(2025, 2, 28), issue_date="2025-02-30")
+    k.add_invoice(host, date(2025, 2, 28), [fee], raw_date="2025-02-30")
     invoice(host, line("service", "Quarterly VAT Q3 2026", "1", "12.345678", "S02"))
     invoice(host, line("adhoc", LONG_DESCRIPTION, "1", "750.00", None, "200", "OUTPUT2"))
     twice = k.next_id("invoice_lines")
     invoice(host, fee | {"line_id": twice}, fee | {"line_id": twice})  # DUPLICATE_KEY: line_id
-    k.add_lines("I1500", [clean_line(k)])                   # ORPHAN_LINE: I1500 is harbour's
+    # ORPHAN_LINE: invoice I1500 is harbour's
+    k.add_lines("I1500", [line("service", "Monthly Books Sep 2026", "1", "400.00", "S01")])
 
 
 PRACTICES = (
     BulkShape("harbour", "Harbour & Co", "xero", "HC",
-              (("Partner", ()), ("Department", ("Audit", "Tax", "Payroll", "Advisory", "Bookkeeping",
-                                                "Company Secretarial"))),
+              (("Partner", ("Helen Marsh", "Robert Kaye", "Sofia Lindqvist", "Tom Ashworth", "Meera Rao",
+                           "Gareth Pryce")),
+               ("Department", ("Audit", "Tax", "Payroll", "Advisory", "Bookkeeping", "Company Secretarial"))),
               ("Bookkeeping - Monthly", "Bookkeeping - Quarterly", "VAT Return", "Payroll - Monthly",
                "Payroll - Weekly", "Year End Accounts", "Corporation Tax Return", "Self Assessment",
                "Management Accounts", "Company Secretarial", "Confirmation Statement", "Audit",
                "Advisory Retainer", "Cloud Software Subscription", "R&D Tax Claim"),
-              team_members=12, clients=150, invoices=1800, people=6, add_problems=add_harbour_problems),
+              team_members=12, clients=150, invoices=1800, add_problems=add_harbour_problems),
     BulkShape("keystone", "Keystone Partners", "xero", "KP",
-              (("Director", ()), ("Division", ("Business Services", "Private Client", "Corporate Tax",
-                                               "Outsourcing", "Assurance", "Digital"))),
+              (("Director", ("Anika Berg", "Declan Moore", "Fiona Leith", "Hamish Grant", "Ruth Okafor")),
+               ("Division", ("Business Services", "Private Client", "Corporate Tax", "Outsourcing",
+                             "Assurance", "Digital"))),
               ("Monthly Books", "Quarterly VAT", "Payroll Service", "Statutory Accounts", "CT600 Filing",
                "Personal Tax Return", "Board Pack", "Cashflow Forecasting", "Xero Subscription",
                "Pension Auto-enrolment", "Company Formation"),
-              team_members=8, clients=60, invoices=700, people=5, add_problems=add_keystone_problems),
+              team_members=8, clients=60, invoices=700, add_problems=add_keystone_problems),
     BulkShape("ledgerline", "Ledgerline Ltd", "quickbooks", "LL",
               (("Class", ("Retail", "Hospitality", "Construction", "Nonprofit")),
                ("Location", ("London", "Manchester", "Leeds"))),
@@ -415,8 +374,7 @@ def build_sample(seed: int = 7) -> dict[str, pl.DataFrame]:
     used_names: set[str] = set()
     build_northgate(Book(tables, used_names, seed, "northgate", "Northgate Accountants", "xero", "NG"))
     for shape in PRACTICES:
-        book = Book(tables, used_names, seed, shape.practice_id, shape.name, shape.ledger,
-                    shape.number_prefix)
+        book = Book(tables, used_names, seed, *shape[:4])  # practice_id, name, ledger, number_prefix
         build_bulk_practice(book, shape)
         if shape.add_problems:
             shape.add_problems(book)

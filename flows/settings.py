@@ -19,6 +19,8 @@ class Settings(BaseSettings):
     # Xero: about 50 invoices and at most 3.5 MB per POST /Invoices; the CSV template takes 500.
     batch_max_invoices: int = 50
     batch_max_bytes: int = 3_500_000
+    # A backfill resolves whole practice x month partitions in chunks of about this many lines.
+    chunk_lines: int = 2_000_000
     # The nightly schedule that `trackline serve` registers.
     schedule_cron: str = "0 2 * * *"
     schedule_timezone: str = "Europe/London"

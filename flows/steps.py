@@ -6,7 +6,7 @@ source files -> raw_* tables -> resolution (transforms) -> warehouse tables -> X
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
@@ -15,8 +15,9 @@ from flows import warehouse as wh
 from flows.publish import Run
 from flows.sources import read_source
 from flows.xero_files import check_body, plan_batches, write_batch
+from transforms import hold_reasons as holds
 from transforms.parse_sources import TABLES, parse_table
-from transforms.resolve_invoices import Resolution, resolve_invoices
+from transforms.resolve_invoices import Resolution, exportable, resolve_invoices
 from transforms.schemas import EXCEPTIONS, LINE_TRACKING, XERO_LINE_ITEMS, validate_output
 
 INVOICE = ["practice_id", "invoice_id"]
@@ -71,7 +72,11 @@ def load_sources(run: Run, source: Path) -> dict[str, str]:
     return files
 
 
-def _parsed_sources(run: Run, files: dict[str, str]) -> tuple[dict[str, pl.LazyFrame], pl.LazyFrame]:
+TYPED = "typed_"  # temp tables of the run: the source after parsing, shared by the chunk tasks
+
+
+def parse_sources(run: Run, files: dict[str, str]) -> None:
+    """raw_<table> -> typed temp tables and the source problems (values that did not parse, repeated keys)."""
     typed: dict[str, pl.LazyFrame] = {}
     problems = []
     for table in TABLES:
@@ -79,8 +84,9 @@ def _parsed_sources(run: Run, files: dict[str, str]) -> tuple[dict[str, pl.LazyF
         typed[table] = frame
         problems.append(found)
     collected = pl.collect_all([*typed.values(), pl.concat(problems, how="vertical")])
-    tables = {t: f.lazy() for t, f in zip(typed, collected[:-1], strict=True)}
-    return tables, collected[-1].lazy()
+    for table, frame in zip(typed, collected[:-1], strict=True):
+        wh.create_temp(run.con, TYPED + table, frame)
+    wh.create_temp(run.con, "_source_problems", collected[-1])
 
 
 def last_watermark(run: Run) -> datetime | None:
@@ -88,20 +94,13 @@ def last_watermark(run: Run) -> datetime | None:
     return row[0] if row else None
 
 
-def _scope_keys(run: Run, scope: Scope, invoices: pl.LazyFrame, watermark: datetime | None) -> pl.DataFrame | None:
-    """The (practice_id, invoice_id) pairs to recompute; None means every invoice."""
+def _in_scope(scope: Scope, watermark: datetime | None) -> pl.Expr:
+    """Which source invoices the run recomputes."""
     if scope.flow == "nightly":
         if watermark is None:
-            return None
-        changed = invoices.filter(
-            (pl.col("updated_at") > pl.lit(watermark).dt.convert_time_zone("UTC")) | pl.col("updated_at").is_null()
-        ).select(INVOICE)
-        held = wh.query(
-            run.con, "select practice_id, invoice_id from invoice_tracking where invoice_state = 'held'"
-        )
-        return pl.concat([changed.collect(), held], how="vertical").unique()
-    if scope.everything:
-        return None
+            return pl.lit(True)
+        since = pl.lit(watermark.astimezone(UTC)).cast(pl.Datetime("us", "UTC"))
+        return (pl.col("updated_at").dt.convert_time_zone("UTC") > since).fill_null(True)
     keep = pl.lit(True)
     if scope.date_from:
         keep &= pl.col("issue_date") >= scope.date_from
@@ -109,55 +108,157 @@ def _scope_keys(run: Run, scope: Scope, invoices: pl.LazyFrame, watermark: datet
         keep &= pl.col("issue_date") <= scope.date_to
     if scope.practices:
         keep &= pl.col("practice_id").is_in(list(scope.practices))
-    in_source = invoices.filter(keep.fill_null(False)).select(INVOICE).collect()
-    in_warehouse = wh.query(run.con, "select practice_id, invoice_id, issue_date from invoice_tracking").filter(
-        keep.fill_null(False)
-    )
-    return pl.concat([in_source, in_warehouse.select(INVOICE)], how="vertical").unique()
+    return keep.fill_null(scope.date_from is None and scope.date_to is None)
 
 
-def resolve(run: Run, files: dict[str, str], scope: Scope, policy: str) -> tuple[RunSummary, pl.DataFrame | None]:
-    """Resolve the scope's invoices from the raw tables and replace what the warehouse had for them."""
-    tables, problems = _parsed_sources(run, files)
+@dataclass
+class Plan:
+    chunks: int
+    invoices: int
+    lines: int
+    watermark: datetime | None
+
+
+def plan(run: Run, scope: Scope, chunk_lines: int) -> Plan:
+    """Choose the invoices to recompute, split them into chunks of whole practice x month partitions,
+    and drop from the warehouse what is in scope but no longer exportable (voided, deleted, moved)."""
+    con = run.con
     watermark = last_watermark(run)
-    keys = _scope_keys(run, scope, tables["invoices"], watermark)
-    result = resolve_invoices(tables, problems, scope=None if keys is None else keys.lazy(), policy=policy, files=files)
+    keep = _in_scope(scope, watermark)
+    invoices = wh.query(con, f"select practice_id, invoice_id, issue_date, status, updated_at from {TYPED}invoices")
+    in_warehouse = wh.query(con, "select practice_id, invoice_id, issue_date, invoice_state, updated_at from invoice_tracking")
+    if scope.flow == "nightly":
+        held = in_warehouse.filter(pl.col("invoice_state") == "held").select(INVOICE)
+        touched = pl.concat([invoices.filter(keep).select(INVOICE), held]).unique()
+        old = in_warehouse.join(touched, on=INVOICE, how="semi")
+    else:
+        touched = invoices.filter(keep).select(INVOICE)
+        old = in_warehouse.filter(keep)
+    candidates = exportable(invoices.lazy()).collect().join(touched, on=INVOICE, how="semi")
+
+    lines = wh.query(con, f"select practice_id, invoice_id, count(*)::bigint as n from {TYPED}invoice_lines group by all")
+    sized = (
+        candidates.join(lines, on=INVOICE, how="left")
+        .with_columns(
+            pl.col("n").fill_null(0),
+            pl.col("issue_date").dt.strftime("%Y-%m").fill_null("unknown").alias("month"),
+        )
+        .sort("practice_id", "month", "invoice_id")
+    )
+    partitions = (
+        sized.group_by("practice_id", "month", maintain_order=True)
+        .agg(pl.col("n").sum().alias("lines"))
+        .with_columns(((pl.col("lines").cum_sum() - pl.col("lines")) // max(chunk_lines, 1)).alias("chunk"))
+    )
+    chunked = sized.join(partitions.select("practice_id", "month", "chunk"), on=["practice_id", "month"])
+    chunk_ids = chunked.select(pl.col("chunk").rank("dense").cast(pl.Int32) - 1)
+    chunked = chunked.with_columns(chunk_ids.to_series().alias("chunk"))
+    wh.create_temp(con, "_partition", chunked.select(*INVOICE, "month", "chunk"))
+
+    stale = old.join(candidates, on=INVOICE, how="anti").select(INVOICE)
+    for table in RESULT_TABLES:
+        wh.delete_invoices(con, table, stale)
+    wh.merge_exceptions(con, _no_problems(), stale, run.started_at, unattributed=False)
+    return Plan(
+        chunks=int(chunked["chunk"].max() + 1) if chunked.height else 0,
+        invoices=chunked.height,
+        lines=int(chunked["n"].sum()),
+        watermark=watermark,
+    )
+
+
+RESULT_TABLES = ("invoice_tracking", "line_tracking", "xero_invoices", "xero_line_items")
+
+
+def _no_problems() -> pl.DataFrame:
+    return pl.DataFrame(schema={c: pl.Utf8 for c in ("practice_id", "invoice_id", "line_id", "code", "severity", "detail")})
+
+
+def _chunk_tables(run: Run, chunk: int) -> tuple[dict[str, pl.LazyFrame], pl.LazyFrame, pl.DataFrame]:
+    con = run.con
+    keys = wh.query(con, "select practice_id, invoice_id from _partition where chunk = ?", [chunk])
+    tables = {t: wh.query(con, f"select * from {TYPED}{t}").lazy() for t in TABLES if t not in ("invoices", "invoice_lines")}
+    for table in ("invoices", "invoice_lines"):
+        tables[table] = wh.query(
+            con,
+            f"select t.* from {TYPED}{table} t join _partition p using (practice_id, invoice_id) where p.chunk = ?",
+            [chunk],
+        ).lazy()
+    problems = wh.query(con, "select * from _source_problems").lazy()
+    return tables, problems, keys
+
+
+def resolve_chunk(run: Run, files: dict[str, str], chunk: int, policy: str) -> RunSummary:
+    """Resolve one chunk of invoices and replace what the warehouse had for them."""
+    tables, problems, keys = _chunk_tables(run, chunk)
+    result = resolve_invoices(tables, problems, policy=policy, files=files)
+    # Problems no invoice can be traced to are the whole source's, recorded once by finish_run.
+    result.exceptions = result.exceptions.join(keys, on=INVOICE, how="semi")
     validate_output(LINE_TRACKING, result.line_tracking)
     validate_output(EXCEPTIONS, result.exceptions)
     validate_output(XERO_LINE_ITEMS, result.xero_line_items)
     _replace_results(run, result, keys)
-
-    states = result.invoice_states
-    summary = RunSummary(
+    states = result.invoice_states["invoice_state"].value_counts()
+    count = dict(zip(states["invoice_state"].cast(pl.Utf8), states["count"], strict=True))
+    return RunSummary(
         run_id=run.run_id,
         flow=run.flow,
-        invoices_considered=states.height,
-        invoices_ready=states.filter(pl.col("invoice_state") == "ready").height,
-        invoices_held=states.filter(pl.col("invoice_state") == "held").height,
-        invoices_not_xero=states.filter(pl.col("invoice_state") == "not_xero").height,
+        invoices_considered=result.invoice_states.height,
+        invoices_ready=count.get("ready", 0),
+        invoices_held=count.get("held", 0),
+        invoices_not_xero=count.get("not_xero", 0),
         lines_resolved=result.line_tracking.height,
     )
+
+
+def add_up(run: Run, parts: list[RunSummary]) -> RunSummary:
+    total = RunSummary(run_id=run.run_id, flow=run.flow)
+    for part in parts:
+        for name in ("invoices_considered", "invoices_ready", "invoices_held", "invoices_not_xero", "lines_resolved"):
+            setattr(total, name, getattr(total, name) + getattr(part, name))
+    return total
+
+
+def finish_resolution(run: Run, files: dict[str, str], scope: Scope, plan_: Plan) -> None:
+    """Problems of the whole source (orphan lines, rows no invoice can be traced to), and the watermark."""
+    con = run.con
+    lines = wh.query(con, f"select practice_id, invoice_id, line_id, _row from {TYPED}invoice_lines").lazy()
+    invoices = wh.query(con, f"select practice_id, invoice_id from {TYPED}invoices").lazy()
+    problems = wh.query(con, "select * from _source_problems").lazy()
+    found = pl.concat(
+        [
+            holds.orphan_line_problems(lines.join(invoices, on=INVOICE, how="anti"), files),
+            holds.unattributed_source_problems(problems),
+        ],
+        how="vertical",
+    ).collect()
+    # Ids of unidentifiable rows stay in the detail; the row belongs to no invoice.
+    found = found.with_columns(pl.lit(None, pl.Utf8).alias("invoice_id"))
+    validate_output(EXCEPTIONS, found)
+    wh.merge_exceptions(con, found, found.head(0).select(INVOICE), run.started_at, unattributed=True)
     new_watermark = None
     if scope.flow == "nightly" or scope.everything:
-        latest = tables["invoices"].select(pl.col("updated_at").max()).collect().item()
-        new_watermark = max(filter(None, [latest, watermark]), default=None)
-    run.con.execute(
+        latest = con.execute(f"select max(updated_at) from {TYPED}invoices").fetchone()[0]
+        new_watermark = max(filter(None, [latest, plan_.watermark]), default=None)
+    con.execute(
         "create or replace temp table _run_meta as select ?::varchar as scope, ?::timestamptz as watermark",
-        [scope.describe(watermark), new_watermark],
+        [scope.describe(plan_.watermark), new_watermark],
     )
-    return summary, keys
 
 
-def _replace_results(run: Run, result: Resolution, keys: pl.DataFrame | None) -> None:
+def resolve(run: Run, files: dict[str, str], scope: Scope, policy: str, chunk_lines: int = 2_000_000) -> RunSummary:
+    """parse, plan, every chunk, finish: the whole resolution of a run as one plain call."""
+    parse_sources(run, files)
+    plan_ = plan(run, scope, chunk_lines)
+    summary = add_up(run, [resolve_chunk(run, files, c, policy) for c in range(plan_.chunks)])
+    finish_resolution(run, files, scope, plan_)
+    return summary
+
+
+def _replace_results(run: Run, result: Resolution, keys: pl.DataFrame) -> None:
     con = run.con
-    scope = keys if keys is not None else wh.query(con, "select practice_id, invoice_id from invoice_tracking")
-    scope = pl.concat([scope.select(INVOICE), result.invoice_states.select(INVOICE)], how="vertical").unique()
-    for table in ("invoice_tracking", "line_tracking", "xero_invoices", "xero_line_items"):
-        if keys is None:
-            con.execute(f"delete from {table}")
-        else:
-            wh.delete_invoices(con, table, scope)
-
+    for table in RESULT_TABLES:
+        wh.delete_invoices(con, table, keys)
     con.register("_payloads", result.payloads.to_arrow())
     con.register("_heads", result.xero_invoices.to_arrow())
     con.register("_states", result.invoice_states.to_arrow())
@@ -197,26 +298,24 @@ def _replace_results(run: Run, result: Resolution, keys: pl.DataFrame | None) ->
             f"""update {table} t set batch_id = b.batch_id from _sent_batch b
                 where t.practice_id = b.practice_id and t.invoice_id = b.invoice_id"""
         )
-    wh.merge_exceptions(con, result.exceptions, scope, run.started_at)
+    wh.merge_exceptions(con, result.exceptions, keys, run.started_at, unattributed=False)
     for name in ("_payloads", "_heads", "_states"):
         con.unregister(name)
 
 
-def write_batches(
-    run: Run, keys: pl.DataFrame | None, max_invoices: int, max_bytes: int
-) -> tuple[int, int, list[str]]:
-    """Batch every ready invoice (in `keys`, or anywhere when None) whose content was never sent."""
+def write_batches(run: Run, only_scope: bool, max_invoices: int, max_bytes: int) -> tuple[int, int, list[str]]:
+    """Batch every ready invoice whose content was never sent: those the run recomputed when
+    `only_scope` (a backfill), else every one in the warehouse (nightly: nothing pending is forgotten)."""
     con = run.con
+    in_scope = "and exists (select 1 from _partition p where p.practice_id = i.practice_id and p.invoice_id = i.invoice_id)"
     pending = wh.query(
         con,
-        """
+        f"""
         select i.* from xero_invoices i
         join invoice_tracking t using (practice_id, invoice_id)
-        where t.invoice_state = 'ready' and i.batch_id is null
+        where t.invoice_state = 'ready' and i.batch_id is null {in_scope if only_scope else ""}
         """,
     )
-    if keys is not None:
-        pending = pending.join(keys.select(INVOICE), on=INVOICE, how="semi")
     if pending.is_empty():
         return 0, 0, []
     con.register("_pending", pending.select(INVOICE).to_arrow())

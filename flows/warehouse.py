@@ -47,6 +47,13 @@ def load_raw(con: duckdb.DuckDBPyConnection, frames: dict[str, pl.DataFrame], fi
         )
 
 
+def create_temp(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> None:
+    """A table that lives for the run's connection only: never published."""
+    con.register("_frame", frame.to_arrow())
+    con.execute(f"create or replace temp table {name} as select * from _frame")
+    con.unregister("_frame")
+
+
 def read_raw(con: duckdb.DuckDBPyConnection, table: str) -> pl.DataFrame:
     return pl.from_arrow(con.execute(f"select * from raw_{table}").fetch_arrow_table())
 
@@ -77,17 +84,19 @@ def delete_invoices(con: duckdb.DuckDBPyConnection, table: str, keys: pl.DataFra
 
 
 def merge_exceptions(
-    con: duckdb.DuckDBPyConnection, found: pl.DataFrame, scope: pl.DataFrame, now: datetime
+    con: duckdb.DuckDBPyConnection, found: pl.DataFrame, scope: pl.DataFrame, now: datetime, *, unattributed: bool
 ) -> None:
-    """Make `exceptions` hold what this run found for its scope (and every problem with no invoice).
+    """Make `exceptions` hold what this run found for the invoices of `scope` (or, with `unattributed`,
+    for the problems that belong to no invoice).
 
     A problem still found keeps its first_seen_at; one no longer found moves to exception_history.
     """
-    con.register("_found", found.to_arrow())
+    con.register("_found", found.with_columns(pl.col("code", "severity").cast(pl.Utf8)).to_arrow())
     con.register("_scope", scope.select(INVOICE).unique().to_arrow())
     in_scope = (
-        "(e.invoice_id is null or exists (select 1 from _scope s "
-        "where s.practice_id = e.practice_id and s.invoice_id = e.invoice_id))"
+        "(e.invoice_id is null)"
+        if unattributed
+        else "(exists (select 1 from _scope s where s.practice_id = e.practice_id and s.invoice_id = e.invoice_id))"
     )
     same = (
         "f.practice_id is not distinct from e.practice_id and f.invoice_id is not distinct from e.invoice_id "

@@ -30,10 +30,16 @@ def problems(
     """Rows of `frame` meeting `when`, as problems with the given code and detail."""
     line_id = pl.col("line_id") if "line_id" in frame.collect_schema().names() else pl.lit(None, pl.Utf8)
     sev = pl.lit(severity) if isinstance(severity, str) else severity
-    return frame.filter(when).select(
-        pl.col("practice_id"),
-        pl.col("invoice_id"),
-        line_id.alias("line_id"),
+    keys = ["_practice_id", "_invoice_id", "_line_id"]
+    found = frame.filter(when).with_columns(
+        pl.col("practice_id").alias("_practice_id"), pl.col("invoice_id").alias("_invoice_id"), line_id.alias("_line_id")
+    )
+    # A null value in a detail reads "(none)": pl.format would otherwise make the whole detail null.
+    readable = found.with_columns(pl.col(pl.String).exclude(keys).fill_null("(none)"))
+    return readable.select(
+        pl.col("_practice_id").alias("practice_id"),
+        pl.col("_invoice_id").alias("invoice_id"),
+        pl.col("_line_id").alias("line_id"),
         pl.lit(code).cast(Code).alias("code"),
         sev.cast(Severity).alias("severity"),
         detail.alias("detail"),
@@ -44,11 +50,19 @@ def empty_problems() -> pl.LazyFrame:
     return pl.LazyFrame(schema=PROBLEM_SCHEMA)
 
 
+def shown(column: str | pl.Expr) -> pl.Expr:
+    """A value as a detail shows it: `(blank)` for a null, so one missing value never blanks a detail
+    (`pl.format` gives null when any of its parts is null)."""
+    expr = pl.col(column) if isinstance(column, str) else column
+    return expr.cast(pl.Utf8).fill_null("(blank)")
+
+
 def _where(file: str, row: str, line: bool = True) -> pl.Expr:
     """`invoice_lines.csv row 12 (line L3)`: the place a detail starts from."""
     if line:
-        return pl.format("{} row {} (line {})", pl.lit(file), pl.col(row), pl.col("line_id"))
-    return pl.format("{} row {} (invoice {})", pl.lit(file), pl.col(row), pl.col("invoice_number"))
+        return pl.format("{} row {} (line {})", pl.lit(file), shown(row), shown("line_id"))
+    number = pl.coalesce(pl.col("invoice_number"), pl.col("invoice_id"))
+    return pl.format("{} row {} (invoice {})", pl.lit(file), shown(row), shown(number))
 
 
 # R5 -------------------------------------------------------------------------------------------------
@@ -71,10 +85,10 @@ def same_category_problems(lines: pl.LazyFrame, policy: str, files: dict[str, st
     detail = pl.format(
         "{}: slot 1 '{}' (client) and slot 2 '{}' ({}) are both options of category '{}'{}",
         _where(files["invoice_lines"], "line_row"),
-        pl.col("tracking1_option"),
-        pl.col("tracking2_option"),
-        pl.col("tracking2_source"),
-        pl.col("tracking1_category"),
+        shown("tracking1_option"),
+        shown("tracking2_option"),
+        shown("tracking2_source"),
+        shown(pl.coalesce("tracking1_category", "tracking1_category_id")),
         pl.when(pl.col("consolidated"))
         .then(pl.lit("; the invoice is consolidated, so slot 2 is not sent"))
         .when(held)
@@ -90,18 +104,36 @@ def same_category_problems(lines: pl.LazyFrame, policy: str, files: dict[str, st
 
 def option_problems(lines: pl.LazyFrame, slot: int, files: dict[str, str]) -> pl.LazyFrame:
     """R8 on what is sent: the option must exist in the invoice's own practice, and it and its category
-    must be ACTIVE."""
+    must be ACTIVE.
+
+    A slot that is sent and breaks this is an `error`. Slot 2 of a Xero line that is resolved but not
+    sent (consolidated invoice, or dropped under `drop_secondary`) is checked too, as a `warning`: it
+    holds nothing, but the broken option is not hidden. Slot 1 is the client's on every line, so a slot 1
+    not sent (later lines of a consolidated invoice) is the one line 1 sends, already checked there.
+    """
     p = f"tracking{slot}_"
     sent = pl.col(f"sends_slot{slot}")
+    unsent = ~sent & pl.col("is_xero") & pl.col(f"{p}option_id").is_not_null()
+    checked = (sent | unsent) if slot == 2 else sent
+    severity = pl.when(sent).then(pl.lit("error")).otherwise(pl.lit("warning"))
+    not_sent = (
+        pl.when(sent)
+        .then(pl.lit(""))
+        .when(pl.col("consolidated"))
+        .then(pl.lit("; the invoice is consolidated, so slot 2 is not sent"))
+        .otherwise(pl.lit("; slot 2 is not sent (same category as slot 1)"))
+    )
     where = _where(files["invoice_lines"], "line_row")
-    source = pl.col(f"{p}source")
-    unknown_option = sent & ~pl.col(f"{p}option_found")
-    unknown_category = sent & pl.col(f"{p}option_found") & pl.col(f"{p}category").is_null()
+    source = shown(f"{p}source")
+    found = pl.col(f"{p}option_found")
+    unknown_option = checked & ~found
+    unknown_category = checked & found & pl.col(f"{p}category").is_null()
     option_status = pl.col(f"{p}option_status")
     category_status = pl.col(f"{p}category_status")
     inactive = (
-        sent
-        & pl.col(f"{p}option_found")
+        checked
+        & found
+        & pl.col(f"{p}category").is_not_null()
         & ((option_status != "ACTIVE").fill_null(False) | (category_status != "ACTIVE").fill_null(False))
     )
     return pl.concat(
@@ -111,45 +143,52 @@ def option_problems(lines: pl.LazyFrame, slot: int, files: dict[str, str]) -> pl
                 unknown_option,
                 "UNKNOWN_OPTION",
                 pl.format(
-                    "{}: slot {} option id '{}' from the {} is not in practice '{}' {}",
+                    "{}: slot {} option id '{}' from the {} is not in practice '{}' {}{}",
                     where,
                     pl.lit(slot),
-                    pl.col(f"{p}option_id"),
+                    shown(f"{p}option_id"),
                     source,
-                    pl.col("practice_id"),
+                    shown("practice_id"),
                     pl.lit(files["tracking_options"]),
+                    not_sent,
                 ),
+                severity,
             ),
             problems(
                 lines,
                 unknown_category,
                 "UNKNOWN_OPTION",
                 pl.format(
-                    "{}: slot {} option '{}' ({} row {}) names category id '{}', which is not in practice '{}' {}",
+                    "{}: slot {} option '{}' ({} row {}) names category id '{}', "
+                    "which is not in practice '{}' {}{}",
                     where,
                     pl.lit(slot),
-                    pl.col(f"{p}option"),
+                    shown(f"{p}option"),
                     pl.lit(files["tracking_options"]),
-                    pl.col(f"{p}option_row"),
-                    pl.col(f"{p}category_id"),
-                    pl.col("practice_id"),
+                    shown(f"{p}option_row"),
+                    shown(f"{p}category_id"),
+                    shown("practice_id"),
                     pl.lit(files["tracking_categories"]),
+                    not_sent,
                 ),
+                severity,
             ),
             problems(
                 lines,
                 inactive,
                 "ARCHIVED_OPTION",
                 pl.format(
-                    "{}: slot {} '{}: {}' from the {} is not active (option {}, category {})",
+                    "{}: slot {} '{}: {}' from the {} is not active (option {}, category {}){}",
                     where,
                     pl.lit(slot),
-                    pl.col(f"{p}category"),
-                    pl.col(f"{p}option"),
+                    shown(f"{p}category"),
+                    shown(f"{p}option"),
                     source,
-                    option_status,
-                    category_status,
+                    shown(option_status),
+                    shown(category_status),
+                    not_sent,
                 ),
+                severity,
             ),
         ],
         how="vertical",

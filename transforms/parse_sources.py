@@ -212,6 +212,9 @@ def parse_table(table: str, raw: pl.LazyFrame, file_name: str) -> tuple[pl.LazyF
             for name in spec
         ],
         how="vertical",
+        # polars 1.44 panics ("assertion failed: i < self.len()") formatting string columns made of
+        # several chunks, as this concat makes them; one chunk each avoids it.
+        rechunk=True,
     )
     invalid = bad.select(
         pl.lit(table).alias("table"),
