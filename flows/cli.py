@@ -22,9 +22,12 @@ OutOpt = Annotated[Path | None, typer.Option("--out", help="Output folder (defau
 
 
 def _quiet_prefect() -> None:
-    """No telemetry, and Prefect's own chatter at warnings only, unless the user asked otherwise."""
+    """No telemetry, and no Prefect console logs unless the user asks (PREFECT_LOGGING_LEVEL=INFO): the
+    command prints its own summary, and a stopped run must end in one line on stderr, not a traceback.
+    Flow and task states still reach the Prefect API."""
     os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 

@@ -1,0 +1,141 @@
+"""The nightly flow's incremental behaviour, run through the same steps without Prefect (fast).
+
+The Prefect-run flows themselves are covered in test_backfill_flow.py and test_atomicity.py.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from tests.source_builder import SourceBuilder
+from tests.warehouse_state import assert_same_tables, files, tables
+
+
+def _source() -> SourceBuilder:
+    b = SourceBuilder()
+    b.option("p1", "opt-old", "cat-dept", "Old Team", status="ARCHIVED")
+    b.template("p1", "svc-old", "Legacy Service", option="opt-old")
+    for n in range(1, 5):
+        b.invoice("p1", f"i{n}", updated_at=f"2026-01-0{n}T09:00:00Z")
+        b.line("p1", f"i{n}", "l1")
+        b.line("p1", f"i{n}", "l2", template="svc-accounts")
+    b.invoice("p1", "i9", updated_at="2026-01-05T09:00:00Z")
+    b.line("p1", "i9", "l1", template="svc-old")  # held: ARCHIVED_OPTION
+    return b
+
+
+def _set(builder: SourceBuilder, table: str, match: dict, **values) -> None:
+    rows = [r for r in builder.rows[table] if all(r[k] == v for k, v in match.items())]
+    assert rows, f"no {table} row matches {match}"
+    for row in rows:
+        row.update({k: str(v) for k, v in values.items()})
+
+
+def _query(settings, sql: str):
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def world(tmp_path, settings_for, run_plain):
+    builder = _source()
+    settings = settings_for(tmp_path / "src")
+
+    def run(flow: str = "nightly"):
+        builder.write(tmp_path / "src")
+        return run_plain(settings, flow=flow)
+
+    return builder, settings, run
+
+
+def test_first_nightly_takes_everything_then_only_invoices_changed_since(world):
+    builder, settings, run = world
+    first = run()
+    assert first.invoices_considered == 5
+    _set(builder, "invoices", {"invoice_id": "i2"}, updated_at="2026-02-01T10:00:00Z")
+    _set(builder, "invoice_lines", {"invoice_id": "i2", "line_id": "l1"}, unit_amount="120.00")
+    second = run()
+    # i2 changed after the watermark; i9 is still held, so it is tried again
+    assert second.invoices_considered == 2
+    assert _query(settings, "select watermark from runs order by started_at")[-1][0].isoformat().startswith(
+        "2026-02-01T10:00"
+    )
+
+
+def test_held_invoice_is_released_and_batched_when_its_cause_is_fixed(world):
+    builder, settings, run = world
+    run()
+    assert _query(settings, "select invoice_state from invoice_tracking where invoice_id = 'i9'") == [("held",)]
+    assert _query(settings, "select code from exceptions where invoice_id = 'i9'") == [("ARCHIVED_OPTION",)]
+
+    _set(builder, "tracking_options", {"tracking_option_id": "opt-old"}, status="ACTIVE")  # un-archived
+    summary = run()
+    assert summary.invoices_ready == 1 and summary.batches_written == 1
+    assert _query(settings, "select invoice_state from invoice_tracking where invoice_id = 'i9'") == [("ready",)]
+    assert _query(settings, "select count(*) from exceptions where invoice_id = 'i9'") == [(0,)]
+    closed = _query(settings, "select code, closed_at > first_seen_at from exception_history where invoice_id = 'i9'")
+    assert closed == [("ARCHIVED_OPTION", True)]
+    assert _query(settings, "select count(*) from export_ledger where invoice_id = 'i9'") == [(1,)]
+
+
+def test_open_exception_keeps_its_first_seen_at(world):
+    _, settings, run = world
+    run()
+    first = _query(settings, "select first_seen_at, last_seen_at from exceptions where invoice_id = 'i9'")
+    run()
+    again = _query(settings, "select first_seen_at, last_seen_at from exceptions where invoice_id = 'i9'")
+    assert again[0][0] == first[0][0]
+    assert again[0][1] > first[0][1]
+
+
+def test_invoice_is_batched_again_only_when_what_is_sent_changes(world):
+    builder, settings, run = world
+    run()
+    batches = _query(settings, "select count(*) from xero_batches")[0][0]
+
+    _set(builder, "invoices", {"invoice_id": "i1"}, updated_at="2026-03-01T09:00:00Z")  # touched, not changed
+    touched = run()
+    assert touched.invoices_considered == 2 and touched.batches_written == 0
+
+    _set(builder, "invoices", {"invoice_id": "i1"}, updated_at="2026-03-02T09:00:00Z")
+    _set(builder, "clients", {"client_id": "c1"}, tracking_option_id="opt-pb")  # slot 1 changes on i1
+    changed = run()
+    assert changed.batches_written == 1 and changed.invoices_batched == 1
+    assert _query(settings, "select count(*) from xero_batches")[0][0] == batches + 1
+    ledger = _query(settings, "select count(distinct digest), count(*) from export_ledger where invoice_id = 'i1'")
+    assert ledger == [(2, 2)]
+    assert _query(
+        settings, "select distinct tracking1_option from xero_line_items where invoice_id = 'i1'"
+    ) == [("Partner B",)]
+
+
+def test_two_nightly_runs_on_unchanged_input_change_nothing(world, tmp_path):
+    _, settings, run = world
+    run()
+    before_tables, before_files = tables(settings.warehouse), files(settings.out)
+    summary = run()
+    assert summary.batches_written == 0
+    assert_same_tables(before_tables, tables(settings.warehouse))
+    assert files(settings.out) == before_files
+
+
+def test_backfill_of_a_range_replaces_only_that_range(tmp_path, settings_for, run_plain):
+    builder = SourceBuilder()
+    builder.invoice("p1", "jan", issue_date="2026-01-10").line("p1", "jan", "l1")
+    builder.invoice("p1", "feb", issue_date="2026-02-10").line("p1", "feb", "l1")
+    builder.write(tmp_path / "src")
+    settings = settings_for(tmp_path / "src")
+    run_plain(settings, emit_batches=False)
+    _set(builder, "invoices", {"invoice_id": "jan"}, status="void")
+    _set(builder, "invoices", {"invoice_id": "feb"}, status="void")
+    builder.write(tmp_path / "src")
+    from datetime import date
+
+    run_plain(settings, emit_batches=False, date_from=date(2026, 2, 1), date_to=date(2026, 2, 28))
+    # February was recomputed: the voided invoice is gone; January was not touched
+    assert _query(settings, "select invoice_id from invoice_tracking order by 1") == [("jan",)]
+    assert _query(settings, "select invoice_id from line_tracking order by 1") == [("jan",)]
