@@ -19,7 +19,7 @@ def nightly_deployment(settings: Settings):
     return nightly_flow.to_deployment(
         name=DEPLOYMENT,
         schedules=[nightly_schedule(settings)],
-        parameters={"settings": settings.model_dump(mode="json")},
+        parameters={"settings": settings.model_dump(mode="json"), "lock_retries": 3, "lock_retry_delay": 300},
         description="Invoices changed since the last successful run, plus every held invoice.",
     )
 
