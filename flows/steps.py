@@ -16,6 +16,7 @@ from flows.publish import Run
 from flows.sources import read_source
 from flows.xero_files import check_body, plan_batches, write_batch
 from transforms import hold_reasons as holds
+from transforms.input_models import INPUT_MODELS
 from transforms.parse_sources import TABLES, parse_table
 from transforms.resolve_invoices import Resolution, exportable, resolve_invoices
 from transforms.schemas import EXCEPTIONS, LINE_TRACKING, XERO_LINE_ITEMS, validate_output
@@ -85,6 +86,7 @@ def parse_sources(run: Run, files: dict[str, str]) -> None:
         problems.append(found)
     collected = pl.collect_all([*typed.values(), pl.concat(problems, how="vertical")])
     for table, frame in zip(typed, collected[:-1], strict=True):
+        validate_output(INPUT_MODELS[table], frame)
         wh.create_temp(run.con, TYPED + table, frame)
     wh.create_temp(run.con, "_source_problems", collected[-1])
 
