@@ -20,6 +20,7 @@ setup: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/trackline backfill --emit-batches
+	$(BIN)/trackline report
 
 test: $(STAMP)
 	$(BIN)/pytest -q

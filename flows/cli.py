@@ -43,7 +43,7 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=1)
 
 
-def _run(fn, *args, **kwargs) -> dict:
+def _run(fn, *args, **kwargs):
     """Run a flow; the run's own failures end in one line on stderr, never a stack trace."""
     from flows.publish import WarehouseLocked
     from flows.sources import SourceError
@@ -133,8 +133,10 @@ def report(warehouse: WarehouseOpt = None, out_dir: OutOpt = None) -> None:
     settings = _settings(None, warehouse, out_dir)
     if not settings.warehouse.exists():
         _fail(f"{settings.warehouse}: no warehouse yet; run `trackline backfill` or `trackline nightly` first")
-    for path in write_reports(settings.warehouse, settings.out):
+    paths = _run(write_reports, settings.warehouse, settings.out)
+    for path in paths[:-1]:
         out.print(str(path), highlight=False)
+    out.print(f"report: {paths[-1]}", highlight=False)
 
 
 @app.command()

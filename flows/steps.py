@@ -13,6 +13,7 @@ import polars as pl
 
 from flows import warehouse as wh
 from flows.publish import Run
+from flows.reports import create_views
 from flows.sources import read_source
 from flows.xero_files import check_body, plan_batches, write_batch
 from transforms import hold_reasons as holds
@@ -371,7 +372,9 @@ def write_batches(run: Run, only_scope: bool, max_invoices: int, max_bytes: int)
 
 
 def record_run(run: Run, summary: RunSummary, source: Path, finished: datetime) -> RunSummary:
+    """The run's row in `runs`, and the analyst views (sql/reports) refreshed with it."""
     con = run.con
+    create_views(con)
     summary.exceptions_open = con.execute("select count(*) from exceptions").fetchone()[0]
     held = con.execute(
         """select code, count(distinct (practice_id, invoice_id)) from exceptions

@@ -1,0 +1,70 @@
+-- held_invoices: the work list: every invoice held back from Xero, with why, how much and since when.
+create or replace view held_invoices as
+with held as (
+    select practice_id, invoice_id, invoice_number, client_id, issue_date, hold_codes, line_count
+    from invoice_tracking
+    where invoice_state = 'held'
+),
+
+held_amounts as (
+    select lines.practice_id, lines.invoice_id, coalesce(sum(lines.line_amount), 0) as amount
+    from line_tracking as lines
+    join held using (practice_id, invoice_id)
+    group by all
+),
+
+source_currencies as (
+    select practice_id, invoice_id, min(currency) as currency
+    from raw_invoices
+    group by all
+),
+
+invoice_errors as (
+    select
+        practice_id,
+        invoice_id,
+        count(*) as errors,
+        min(first_seen_at) as first_seen_at,
+        first(code || ': ' || detail order by first_seen_at, line_id nulls first, code, detail) as first_error
+    from exceptions
+    where severity = 'error' and invoice_id is not null
+    group by all
+),
+
+final as (
+    select
+        held.practice_id,
+        held.invoice_id,
+        held.invoice_number,
+        held.client_id,
+        held.issue_date,
+        source_currencies.currency,
+        coalesce(held_amounts.amount, 0)::decimal(38, 2) as amount,
+        held.line_count as lines,
+        array_to_string(list_sort(held.hold_codes), ', ') as hold_codes,
+        coalesce(invoice_errors.errors, 0) as errors,
+        invoice_errors.first_seen_at,
+        floor((epoch(now()) - epoch(invoice_errors.first_seen_at)) / 86400)::integer as age_days,
+        invoice_errors.first_error
+    from held
+    left join held_amounts using (practice_id, invoice_id)
+    left join source_currencies using (practice_id, invoice_id)
+    left join invoice_errors using (practice_id, invoice_id)
+)
+
+select * from final;
+
+comment on view held_invoices is 'One row per invoice held back from Xero: its codes, its money, since when, and the first error to fix. Fix the source, and the next run sends it.';
+comment on column held_invoices.practice_id is 'The practice (tenant).';
+comment on column held_invoices.invoice_id is 'The invoice held.';
+comment on column held_invoices.invoice_number is 'Its invoice number in the practice app.';
+comment on column held_invoices.client_id is 'The client invoiced.';
+comment on column held_invoices.issue_date is 'Issue date (null when it did not parse).';
+comment on column held_invoices.currency is 'Currency as given in the source.';
+comment on column held_invoices.amount is 'Net amount of its source lines, exact to the cent (DECIMAL); lines whose amount did not parse count as zero.';
+comment on column held_invoices.lines is 'Source lines on the invoice.';
+comment on column held_invoices.hold_codes is 'Error codes holding it, comma-separated.';
+comment on column held_invoices.errors is 'Open error rows in exceptions for it.';
+comment on column held_invoices.first_seen_at is 'When the oldest of its errors was first seen (UTC): it has been held at least since then.';
+comment on column held_invoices.age_days is 'Whole days from first_seen_at to now (the moment of the query).';
+comment on column held_invoices.first_error is 'Code and detail of its oldest error: the file, row, column and value to fix.';
