@@ -132,7 +132,9 @@ def plan(run: Run, scope: Scope, chunk_lines: int) -> Plan:
     in_warehouse = wh.query(con, "select practice_id, invoice_id, issue_date, invoice_state, updated_at from invoice_tracking")
     if scope.flow == "nightly":
         held = in_warehouse.filter(pl.col("invoice_state") == "held").select(INVOICE)
-        touched = pl.concat([invoices.filter(keep).select(INVOICE), held]).unique()
+        # never seen before, whatever its updated_at says (an export that arrives late)
+        unseen = invoices.join(in_warehouse, on=INVOICE, how="anti").select(INVOICE)
+        touched = pl.concat([invoices.filter(keep).select(INVOICE), held, unseen]).unique()
         old = in_warehouse.join(touched, on=INVOICE, how="semi")
     else:
         touched = invoices.filter(keep).select(INVOICE)

@@ -139,3 +139,12 @@ def test_backfill_of_a_range_replaces_only_that_range(tmp_path, settings_for, ru
     # February was recomputed: the voided invoice is gone; January was not touched
     assert _query(settings, "select invoice_id from invoice_tracking order by 1") == [("jan",)]
     assert _query(settings, "select invoice_id from line_tracking order by 1") == [("jan",)]
+
+
+def test_nightly_picks_up_an_invoice_it_never_saw_even_with_an_old_updated_at(world):
+    builder, settings, run = world
+    run()
+    builder.invoice("p1", "late", updated_at="2025-06-01T09:00:00Z").line("p1", "late", "l1")
+    summary = run()
+    assert summary.invoices_considered == 2  # the late one, and the held one tried again
+    assert _query(settings, "select invoice_state from invoice_tracking where invoice_id = 'late'") == [("ready",)]
