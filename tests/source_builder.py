@@ -158,6 +158,21 @@ class SourceBuilder:
         values.update(overrides)
         return self._add("invoice_lines", **values)
 
+    def adhoc_line(self, practice_id: str, invoice_id: str, line_id: str, **overrides) -> SourceBuilder:
+        """An `adhoc` line: no service template, so it carries its own account code and tax type."""
+        values = dict(line_type="adhoc", template=None, account_code="200", tax_type="OUTPUT2")
+        values.update(overrides)
+        return self.line(practice_id, invoice_id, line_id, **values)
+
+    def approved_invoice(
+        self, practice_id: str, invoice_id: str, client_id: str = "c1", lines: int = 1
+    ) -> SourceBuilder:
+        """An approved invoice with `lines` service lines (svc-book, 1 × 100.00) named l1, l2, ..."""
+        self.invoice(practice_id, invoice_id, client_id=client_id)
+        for n in range(1, lines + 1):
+            self.line(practice_id, invoice_id, f"l{n}")
+        return self
+
     def frames(self) -> dict[str, pl.DataFrame]:
         out = {}
         for table, columns in TABLES.items():

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from transforms.vocabulary import Code, Severity
+from transforms.resolve_slots import slot2_from_owner
+from transforms.vocabulary import AMOUNT, Code, Severity
 
 PROBLEM_COLUMNS = ["practice_id", "invoice_id", "line_id", "code", "severity", "detail"]
 PROBLEM_SCHEMA = {
@@ -32,7 +33,9 @@ def problems(
     sev = pl.lit(severity) if isinstance(severity, str) else severity
     keys = ["_practice_id", "_invoice_id", "_line_id"]
     found = frame.filter(when).with_columns(
-        pl.col("practice_id").alias("_practice_id"), pl.col("invoice_id").alias("_invoice_id"), line_id.alias("_line_id")
+        pl.col("practice_id").alias("_practice_id"),
+        pl.col("invoice_id").alias("_invoice_id"),
+        line_id.alias("_line_id"),
     )
     # A null value in a detail reads "(none)": pl.format would otherwise make the whole detail null.
     readable = found.with_columns(pl.col(pl.String).exclude(keys).fill_null("(none)"))
@@ -51,10 +54,10 @@ def empty_problems() -> pl.LazyFrame:
 
 
 def shown(column: str | pl.Expr) -> pl.Expr:
-    """A value as a detail shows it: `(blank)` for a null, so one missing value never blanks a detail
-    (`pl.format` gives null when any of its parts is null)."""
+    """A value as a detail shows it, `(none)` for a null, whatever its type (`problems` does this for
+    text columns; numbers such as row numbers need it here)."""
     expr = pl.col(column) if isinstance(column, str) else column
-    return expr.cast(pl.Utf8).fill_null("(blank)")
+    return expr.cast(pl.Utf8).fill_null("(none)")
 
 
 def _where(file: str, row: str, line: bool = True) -> pl.Expr:
@@ -88,7 +91,7 @@ def same_category_problems(lines: pl.LazyFrame, policy: str, files: dict[str, st
         shown("tracking1_option"),
         shown("tracking2_option"),
         shown("tracking2_source"),
-        shown(pl.coalesce("tracking1_category", "tracking1_category_id")),
+        shown("tracking1_category"),
         pl.when(pl.col("consolidated"))
         .then(pl.lit("; the invoice is consolidated, so slot 2 is not sent"))
         .when(held)
@@ -202,13 +205,30 @@ def reference_problems(lines: pl.LazyFrame, files: dict[str, str]) -> pl.LazyFra
     """Broken references of lines: templates, owners, account codes and tax types."""
     where = _where(files["invoice_lines"], "line_row")
     template_id = pl.col("service_template_id")
-    owner_needed = pl.col("line_type").is_not_null() & (
-        (pl.col("line_type") != "service") | pl.col("template_option_id").is_null()
+    owner_unknown = (
+        pl.col("owner_team_member_id").is_not_null() & ~pl.col("owner_found") & pl.col("client_found")
     )
-    owner_unknown = pl.col("owner_team_member_id").is_not_null() & ~pl.col("owner_found") & pl.col("client_found")
     # Slot 2 of a consolidated invoice is not sent, so an unknown owner there does not hold it.
     owner_severity = pl.when(pl.col("consolidated")).then(pl.lit("warning")).otherwise(pl.lit("error"))
+    owner_not_sent = (
+        pl.when(pl.col("consolidated"))
+        .then(pl.lit("; the invoice is consolidated, so slot 2 is not sent"))
+        .otherwise(pl.lit(""))
+    )
     fields_sent = pl.col("sends_line")
+    # A missing or unknown template is its own UNKNOWN_SERVICE: the account code and tax type it would
+    # give are not known, so they are not reported missing as well.
+    lookable = pl.col("template_found") | (
+        template_id.is_null() & (pl.col("line_type") != "service").fill_null(True)
+    )
+    # Said before `problems` reads a null template id as "(none)".
+    lines = lines.with_columns(
+        pl.when(template_id.is_null())
+        .then(pl.lit("and the line names no service template"))
+        .otherwise(pl.format("nor on its service template '{}'", template_id))
+        .alias("_template_named")
+    )
+    template_named = pl.col("_template_named")
     return pl.concat(
         [
             problems(
@@ -231,37 +251,63 @@ def reference_problems(lines: pl.LazyFrame, files: dict[str, str]) -> pl.LazyFra
             ),
             problems(
                 lines,
-                owner_needed & owner_unknown,
+                slot2_from_owner() & owner_unknown,
                 "UNKNOWN_TEAM_MEMBER",
                 pl.format(
                     "{}: slot 2 needs the owner of client '{}', but owner_team_member_id '{}' ({} row {}) "
-                    "is not in practice '{}' {}",
+                    "is not in practice '{}' {}{}",
                     where,
-                    pl.col("client_id"),
-                    pl.col("owner_team_member_id"),
+                    shown("client_id"),
+                    shown("owner_team_member_id"),
                     pl.lit(files["clients"]),
-                    pl.col("client_row"),
-                    pl.col("practice_id"),
+                    shown("client_row"),
+                    shown("practice_id"),
                     pl.lit(files["team_members"]),
+                    owner_not_sent,
                 ),
                 owner_severity,
             ),
             problems(
                 lines,
-                fields_sent & pl.col("account_code").is_null(),
+                fields_sent & lookable & pl.col("account_code").is_null(),
                 "MISSING_ACCOUNT_CODE",
-                pl.format(
-                    "{}: no account_code on the line or on its service template '{}'", where, template_id
-                ),
+                pl.format("{}: no account_code on the line, {}", where, template_named),
             ),
             problems(
                 lines,
-                (fields_sent | pl.col("consolidated")) & pl.col("tax_type").is_null(),
+                (fields_sent | pl.col("consolidated")) & lookable & pl.col("tax_type").is_null(),
                 "MISSING_TAX_TYPE",
-                pl.format("{}: no tax_type on the line or on its service template '{}'", where, template_id),
+                pl.format("{}: no tax_type on the line, {}", where, template_named),
             ),
         ],
         how="vertical",
+    )
+
+
+def amount_problems(lines: pl.LazyFrame, files: dict[str, str]) -> pl.LazyFrame:
+    """A consolidated invoice whose one amount, the sum of its lines, is too large for a decimal of 16
+    digits and 2 places: held with INVALID_VALUE rather than sent without an amount. (A line's own
+    quantity × unit_amount is bounded when the source is parsed.)"""
+    totals = (
+        lines.filter(pl.col("consolidated"))
+        .group_by("practice_id", "invoice_id")
+        .agg(
+            pl.col("invoice_number").first(),
+            pl.col("line_amount").cast(pl.Decimal(38, 2)).sum().alias("total"),
+            pl.col("line_amount").is_null().any().alias("some_missing"),
+        )
+    )
+    total_overflow = ~pl.col("some_missing") & pl.col("total").cast(AMOUNT, strict=False).is_null()
+    return problems(
+        totals,
+        total_overflow,
+        "INVALID_VALUE",
+        pl.format(
+            "invoice {} of a consolidate_lines client: the sum of its line amounts, {}, "
+            "is too large for one Xero line amount",
+            shown(pl.coalesce("invoice_number", "invoice_id")),
+            shown("total"),
+        ),
     )
 
 
@@ -269,11 +315,15 @@ def consolidation_problems(lines: pl.LazyFrame, files: dict[str, str]) -> pl.Laz
     """R6: a consolidated invoice whose lines have different effective tax types is held."""
     mixed = (
         lines.filter(pl.col("consolidated") & pl.col("tax_type").is_not_null())
-        .group_by("practice_id", "invoice_id")
+        .group_by("practice_id", "invoice_id", maintain_order=True)
         .agg(
             pl.col("invoice_number").first(),
             pl.col("tax_type").n_unique().alias("tax_types"),
-            pl.format("{} ({})", pl.col("line_id"), pl.col("tax_type")).str.join(", ").alias("pairs"),
+            pl.format(
+                "row {} (line {}) tax_type '{}'", shown("line_row"), pl.col("line_id"), pl.col("tax_type")
+            )
+            .str.join(", ")
+            .alias("pairs"),
         )
         .filter(pl.col("tax_types") > 1)
     )
@@ -282,8 +332,10 @@ def consolidation_problems(lines: pl.LazyFrame, files: dict[str, str]) -> pl.Laz
         pl.lit(True),
         "CONSOLIDATION_TAX_MISMATCH",
         pl.format(
-            "invoice {} of a consolidate_lines client: lines have different tax types: {}",
-            pl.col("invoice_number"),
+            "invoice {} of a consolidate_lines client cannot be one Xero line: its lines have different "
+            "tax types: {} {}",
+            shown(pl.coalesce("invoice_number", "invoice_id")),
+            pl.lit(files["invoice_lines"]),
             pl.col("pairs"),
         ),
     )
@@ -353,20 +405,40 @@ def source_problems_of_invoices(
 ) -> pl.LazyFrame:
     """Values that did not parse, and repeated keys, held against the invoices that depend on them.
 
-    An invoice depends on its own row and lines, its practice and client, the templates its lines name,
-    the owner when slot 2 comes from the owner and is sent, and the options and categories it sends.
+    An invoice depends on its own row and lines (and on any line naming its invoice id without a
+    practice_id), its practice and client, the templates its lines name,
+    the owner wherever slot 2 would come from it (R2 to R4) and be sent (not on a consolidated invoice),
+    and the options and categories it sends.
     """
+
     def by(table: str) -> pl.LazyFrame:
-        return source.filter(pl.col("table") == table).select("practice_id", "key", "line_id", "detail", "code")
+        return source.filter(pl.col("table") == table).select(
+            "practice_id", "key", "line_id", "detail", "code"
+        )
 
     inv = heads.select("practice_id", "invoice_id", "client_id")
     own = [
-        by("invoices").join(
-            inv.select("practice_id", pl.col("invoice_id").alias("key")), on=["practice_id", "key"], how="inner"
-        ).rename({"key": "invoice_id"}),
-        by("invoice_lines").join(
-            inv.select("practice_id", pl.col("invoice_id").alias("key")), on=["practice_id", "key"], how="inner"
-        ).rename({"key": "invoice_id"}),
+        by("invoices")
+        .join(
+            inv.select("practice_id", pl.col("invoice_id").alias("key")),
+            on=["practice_id", "key"],
+            how="inner",
+        )
+        .rename({"key": "invoice_id"}),
+        by("invoice_lines")
+        .join(
+            inv.select("practice_id", pl.col("invoice_id").alias("key")),
+            on=["practice_id", "key"],
+            how="inner",
+        )
+        .rename({"key": "invoice_id"}),
+        # A line without a practice_id may belong to that invoice id in any practice: none of them may be
+        # sent without it, so each is held (the row carries no practice's data, so nothing crosses over).
+        by("invoice_lines")
+        .filter(pl.col("practice_id").is_null())
+        .drop("practice_id")
+        .join(inv.select("practice_id", pl.col("invoice_id").alias("key")), on="key", how="inner")
+        .rename({"key": "invoice_id"}),
     ]
     by_invoice = [
         by("practices").drop("line_id").join(inv.select("practice_id", "invoice_id"), on="practice_id"),
@@ -380,7 +452,9 @@ def source_problems_of_invoices(
         "invoice_id",
         "line_id",
         pl.col("service_template_id").alias("template"),
-        pl.when(pl.col("sends_slot2") & (pl.col("tracking2_source") == "owner"))
+        # The owner is depended on wherever slot 2 would come from it and be sent, whichever copy of a
+        # repeated team member was kept (the kept copy may have no option, the other one may).
+        pl.when(pl.col("is_xero") & ~pl.col("consolidated") & slot2_from_owner())
         .then(pl.col("owner_team_member_id"))
         .alias("owner"),
         pl.when(pl.col("sends_slot1")).then(pl.col("tracking1_option_id")).alias("option1"),
@@ -403,9 +477,11 @@ def source_problems_of_invoices(
         )
     ]
     columns = ["practice_id", "invoice_id", "line_id", "code", "detail"]
-    frames = [f.select(columns) for f in own] + [
-        f.with_columns(pl.lit(None, pl.Utf8).alias("line_id")).select(columns) for f in by_invoice
-    ] + [f.select(columns) for f in by_line]
+    frames = (
+        [f.select(columns) for f in own]
+        + [f.with_columns(pl.lit(None, pl.Utf8).alias("line_id")).select(columns) for f in by_invoice]
+        + [f.select(columns) for f in by_line]
+    )
     return (
         pl.concat(frames, how="vertical")
         .unique(maintain_order=True)
@@ -430,6 +506,10 @@ def unattributed_source_problems(source: pl.LazyFrame) -> pl.LazyFrame:
         pl.when(is_invoice_data).then(pl.col("invoice_id")).alias("invoice_id"),
         pl.when(is_invoice_data).then(pl.col("line_id")).alias("line_id"),
         pl.col("code").cast(Code),
-        pl.when(is_invoice_data).then(pl.lit("error")).otherwise(pl.lit("warning")).cast(Severity).alias("severity"),
+        pl.when(is_invoice_data)
+        .then(pl.lit("error"))
+        .otherwise(pl.lit("warning"))
+        .cast(Severity)
+        .alias("severity"),
         "detail",
     )

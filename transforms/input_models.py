@@ -11,7 +11,14 @@ import pandera.polars as pa
 import polars as pl
 
 from transforms.parse_sources import KEYS, ROW
-from transforms.vocabulary import INVOICE_STATUSES, LEDGERS, LINE_TYPES, OPTION_STATUSES, QUANTITY, UNIT_AMOUNT
+from transforms.vocabulary import (
+    INVOICE_STATUSES,
+    LEDGERS,
+    LINE_TYPES,
+    OPTION_STATUSES,
+    QUANTITY,
+    UNIT_AMOUNT,
+)
 
 
 def _key() -> pa.Column:
@@ -37,7 +44,9 @@ def _model(table: str, columns: dict[str, pa.Column]) -> pa.DataFrameSchema:
 
 INPUT_MODELS: dict[str, pa.DataFrameSchema] = {
     "practices": _model("practices", {"name": _text(), "ledger": _one_of(LEDGERS)}),
-    "tracking_categories": _model("tracking_categories", {"name": _text(), "status": _one_of(OPTION_STATUSES)}),
+    "tracking_categories": _model(
+        "tracking_categories", {"name": _text(), "status": _one_of(OPTION_STATUSES)}
+    ),
     "tracking_options": _model(
         "tracking_options",
         {"tracking_category_id": _text(), "name": _text(), "status": _one_of(OPTION_STATUSES)},

@@ -158,38 +158,103 @@ def invoice_heads(
             pl.col("line_count").fill_null(0),
             (pl.col("ledger") == "xero").fill_null(False).alias("is_xero"),
             (pl.col("ledger") != "xero").fill_null(False).alias("not_xero"),
-            (pl.col("consolidate_lines").fill_null(False) & (pl.col("ledger") == "xero").fill_null(False)).alias(
-                "consolidated"
-            ),
+            (
+                pl.col("consolidate_lines").fill_null(False) & (pl.col("ledger") == "xero").fill_null(False)
+            ).alias("consolidated"),
         )
     )
 
 
+# Where each value Xero limits comes from: (source table, row column, source column, key column, as what
+# Xero takes it, slot). A value of the invoice (number, contact) is one problem of the invoice, not one
+# per line.
+LIMITED_SOURCES = {
+    "invoice_number": ("invoices", "invoice_row", "invoice_number", "invoice_id", "an invoice number", None),
+    "contact_name": ("clients", "client_row", "name", "client_id", "a contact name", None),
+    "description": ("invoice_lines", "line_row", "description", "line_id", "a line description", None),
+    "tracking1_name": (
+        "tracking_categories",
+        "tracking1_category_row",
+        "name",
+        "tracking1_category_id",
+        "a tracking category name",
+        1,
+    ),
+    "tracking1_option": (
+        "tracking_options",
+        "tracking1_option_row",
+        "name",
+        "tracking1_option_id",
+        "a tracking option name",
+        1,
+    ),
+    "tracking2_name": (
+        "tracking_categories",
+        "tracking2_category_row",
+        "name",
+        "tracking2_category_id",
+        "a tracking category name",
+        2,
+    ),
+    "tracking2_option": (
+        "tracking_options",
+        "tracking2_option_row",
+        "name",
+        "tracking2_option_id",
+        "a tracking option name",
+        2,
+    ),
+}
+
+
 def _limit_problems(candidate_items: pl.DataFrame, files: dict[str, str]) -> pl.DataFrame:
+    """R8: values Xero would receive that break its limits, judged by Pandera on exactly what is sent.
+
+    The detail names the source file, row and column the value comes from, its length and its start;
+    a value of the invoice (number, contact) is one problem of the invoice, a value of a line one per line.
+    """
     failures = limit_failures(candidate_items)
     if failures.is_empty():
         return pl.DataFrame(schema=holds.PROBLEM_SCHEMA)
     rows = candidate_items.with_row_index("index").join(failures, on="index", how="inner")
-    limit = pl.col("column").replace_strict(XERO_LIMITS_OF, return_dtype=pl.Int64)
-    length = pl.coalesce(
-        [pl.when(pl.col("column") == c).then(pl.col(c).str.len_chars()) for c in XERO_LIMITS_OF]
-    )
-    return rows.select(
-        "practice_id",
-        "invoice_id",
-        "line_id",
-        pl.lit("INVALID_VALUE").cast(Code).alias("code"),
-        pl.lit("error").cast(Severity).alias("severity"),
-        pl.format(
-            "{} row {} (line {}): {} is {} characters, Xero takes at most {}",
-            pl.lit(files["invoice_lines"]),
-            pl.col("line_row"),
-            pl.col("line_id"),
-            pl.col("column"),
-            length,
-            limit,
-        ).alias("detail"),
-    )
+    found = []
+    for column, (table, row, source_column, key, what, slot) in LIMITED_SOURCES.items():
+        value = pl.col(column)
+        per_line = table != "invoices" and table != "clients"
+        sent_on = (
+            pl.format(
+                "; sent in slot {} of {} row {} (line {})",
+                pl.lit(slot),
+                pl.lit(files["invoice_lines"]),
+                holds.shown("line_row"),
+                pl.col("line_id"),
+            )
+            if slot
+            else pl.lit("")
+        )
+        found.append(
+            rows.filter(pl.col("column") == column).select(
+                "practice_id",
+                "invoice_id",
+                (pl.col("line_id") if per_line else pl.lit(None, pl.Utf8)).alias("line_id"),
+                pl.lit("INVALID_VALUE").cast(Code).alias("code"),
+                pl.lit("error").cast(Severity).alias("severity"),
+                pl.format(
+                    "{} row {} ({} '{}'): {} '{}…' is {} characters, Xero takes at most {} in {}{}",
+                    pl.lit(files[table]),
+                    holds.shown(row),
+                    pl.lit(key.removeprefix(f"tracking{slot}_")),
+                    holds.shown(key),
+                    pl.lit(source_column),
+                    value.str.slice(0, 40),
+                    value.str.len_chars(),
+                    pl.lit(XERO_LIMITS_OF[column]),
+                    pl.lit(what),
+                    sent_on,
+                ).alias("detail"),
+            )
+        )
+    return pl.concat(found, how="vertical").unique(maintain_order=True)
 
 
 def resolve_invoices(
@@ -239,6 +304,7 @@ def resolve_invoices(
             [
                 holds.invoice_problems(heads, files),
                 holds.reference_problems(marked, files),
+                holds.amount_problems(marked, files),
                 holds.same_category_problems(marked, policy, files),
                 holds.option_problems(marked, 1, files),
                 holds.option_problems(marked, 2, files),
@@ -271,7 +337,9 @@ def resolve_invoices(
         .unique(maintain_order=True)
     )
     errors = problems.filter(pl.col("severity") == "error")
-    hold_codes = errors.group_by(INVOICE).agg(pl.col("code").cast(pl.Utf8).unique().sort().alias("hold_codes"))
+    hold_codes = errors.group_by(INVOICE).agg(
+        pl.col("code").cast(pl.Utf8).unique().sort().alias("hold_codes")
+    )
 
     states = (
         heads_df.join(hold_codes, on=INVOICE, how="left", validate="1:1")

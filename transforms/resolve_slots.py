@@ -20,6 +20,17 @@ def slot1_source() -> pl.Expr:
     return pl.when(slot1_option().is_not_null()).then(pl.lit("client"))
 
 
+def slot2_from_service() -> pl.Expr:
+    """R2: a `service` line whose template has an option takes it for slot 2."""
+    return (pl.col("line_type") == "service") & pl.col("template_option_id").is_not_null()
+
+
+def slot2_from_owner() -> pl.Expr:
+    """R2 to R4: every other line of a known type looks to the client owner for slot 2 (R3: an
+    `alignment_fee` line does even when its template has an option). Null line type: neither."""
+    return (pl.col("line_type").is_not_null() & ~slot2_from_service()).fill_null(False)
+
+
 def slot2_source() -> pl.Expr:
     """R2 to R4: where slot 2 comes from.
 
@@ -27,13 +38,10 @@ def slot2_source() -> pl.Expr:
     R3 an `alignment_fee` line always takes the owner's, even when its template has an option;
     R4 an `adhoc` line takes the owner's.
     """
-    line_type = pl.col("line_type")
     return (
-        pl.when(line_type.is_null())
-        .then(None)
-        .when((line_type == "service") & pl.col("template_option_id").is_not_null())
+        pl.when(slot2_from_service())
         .then(pl.lit("service"))
-        .when(pl.col("owner_option_id").is_not_null())
+        .when(slot2_from_owner() & pl.col("owner_option_id").is_not_null())
         .then(pl.lit("owner"))
     )
 
@@ -147,7 +155,10 @@ def resolve_slots(
         "client_found",
     )
     owner = _lookup(
-        team_members, "team_member_id", {"tracking_option_id": "owner_option_id", "_row": "owner_row"}, "owner_found"
+        team_members,
+        "team_member_id",
+        {"tracking_option_id": "owner_option_id", "_row": "owner_row"},
+        "owner_found",
     )
     template = _lookup(
         service_templates,
@@ -190,7 +201,10 @@ def resolve_slots(
         .with_columns(
             pl.col("line_type").cast(LineType),
             pl.col("consolidate_lines").fill_null(False),
-            *(pl.col(c).fill_null(False) for c in ("practice_found", "client_found", "owner_found", "template_found")),
+            *(
+                pl.col(c).fill_null(False)
+                for c in ("practice_found", "client_found", "owner_found", "template_found")
+            ),
             pl.coalesce("account_code", "template_account_code").alias("account_code"),
             pl.coalesce("tax_type", "template_tax_type").alias("tax_type"),
             line_amount().alias("line_amount"),

@@ -27,7 +27,8 @@ def _frame_check(name: str, expr: pl.Expr, error: str) -> pa.Check:
     def check(data: PolarsData) -> pl.LazyFrame:
         return data.lazyframe.select(expr.alias("ok"))
 
-    return pa.Check(check, name=name, error=error)
+    # Pandera reports a check by its error text: start it with the name, so a failure names its check.
+    return pa.Check(check, name=name, error=f"{name}: {error}")
 
 
 def _rounded_amount() -> pl.Expr:
@@ -141,7 +142,9 @@ XERO_LINE_ITEMS = pa.DataFrameSchema(
         "tracking2_option": _text(max_length=MAX_TRACKING_NAME),
     },
     checks=[
-        _frame_check("line_amount_is_quantity_times_unit_amount", _rounded_amount(), "line_amount ≠ round(q × u, 2)"),
+        _frame_check(
+            "line_amount_is_quantity_times_unit_amount", _rounded_amount(), "line_amount ≠ round(q × u, 2)"
+        ),
         _frame_check(
             "slots_are_different_categories",
             (pl.col("tracking1_name") != pl.col("tracking2_name")).fill_null(True),
