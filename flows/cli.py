@@ -12,12 +12,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Xero tracking categories for every invoice line.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Xero tracking categories for every invoice line."
+)
 out = Console()
 err = Console(stderr=True)
 
 SourceOpt = Annotated[Path | None, typer.Option("--source", help="Source folder (default data/sample).")]
-WarehouseOpt = Annotated[Path | None, typer.Option("--warehouse", help="DuckDB warehouse (default data/warehouse.duckdb).")]
+WarehouseOpt = Annotated[
+    Path | None, typer.Option("--warehouse", help="DuckDB warehouse (default data/warehouse.duckdb).")
+]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Output folder (default data/out).")]
 
 
@@ -34,7 +38,9 @@ def _quiet_prefect() -> None:
 def _settings(source: Path | None, warehouse: Path | None, out_dir: Path | None):
     from flows.settings import Settings
 
-    given = {k: v for k, v in {"source": source, "warehouse": warehouse, "out": out_dir}.items() if v is not None}
+    given = {
+        k: v for k, v in {"source": source, "warehouse": warehouse, "out": out_dir}.items() if v is not None
+    }
     return Settings(**given)
 
 
@@ -101,7 +107,9 @@ def _date(value: str | None, flag: str) -> date | None:
 def backfill(
     date_from: Annotated[str | None, typer.Option("--from", help="First issue date, YYYY-MM-DD.")] = None,
     date_to: Annotated[str | None, typer.Option("--to", help="Last issue date, YYYY-MM-DD.")] = None,
-    practice: Annotated[list[str] | None, typer.Option("--practice", help="Only this practice (repeatable).")] = None,
+    practice: Annotated[
+        list[str] | None, typer.Option("--practice", help="Only this practice (repeatable).")
+    ] = None,
     emit_batches: Annotated[bool, typer.Option("--emit-batches", help="Write Xero batches too.")] = False,
     source: SourceOpt = None,
     warehouse: WarehouseOpt = None,
@@ -132,7 +140,9 @@ def report(warehouse: WarehouseOpt = None, out_dir: OutOpt = None) -> None:
 
     settings = _settings(None, warehouse, out_dir)
     if not settings.warehouse.exists():
-        _fail(f"{settings.warehouse}: no warehouse yet; run `trackline backfill` or `trackline nightly` first")
+        _fail(
+            f"{settings.warehouse}: no warehouse yet; run `trackline backfill` or `trackline nightly` first"
+        )
     paths = _run(write_reports, settings.warehouse, settings.out)
     for path in paths[:-1]:
         out.print(str(path), highlight=False)

@@ -144,7 +144,9 @@ class _progress:
         self.bar.stop()
 
 
-def _with_lock_retries(settings: Settings, scope: steps.Scope, emit: bool, retries: int, delay: float) -> dict:
+def _with_lock_retries(
+    settings: Settings, scope: steps.Scope, emit: bool, retries: int, delay: float
+) -> dict:
     """Retry only when another run holds the warehouse (transient); bad data never gets a retry."""
     for attempt in range(retries + 1):
         try:
@@ -157,7 +159,9 @@ def _with_lock_retries(settings: Settings, scope: steps.Scope, emit: bool, retri
 
 
 @flow(name="trackline-nightly", log_prints=True)
-def nightly_flow(settings: Settings | None = None, lock_retries: int = 0, lock_retry_delay: float = 60.0) -> dict:
+def nightly_flow(
+    settings: Settings | None = None, lock_retries: int = 0, lock_retry_delay: float = 60.0
+) -> dict:
     """Invoices changed since the last successful run, plus every held invoice; batches what changed."""
     settings = settings or Settings()
     return _with_lock_retries(settings, steps.Scope("nightly"), True, lock_retries, lock_retry_delay)

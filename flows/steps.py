@@ -15,7 +15,7 @@ from flows import warehouse as wh
 from flows.publish import Run
 from flows.reports import create_views
 from flows.sources import read_source
-from flows.xero_files import check_body, plan_batches, write_batch
+from flows.xero_files import assign_batches, render_invoices, write_batch_files
 from transforms import hold_reasons as holds
 from transforms.input_models import INPUT_MODELS
 from transforms.parse_sources import TABLES, parse_table
@@ -128,8 +128,12 @@ def plan(run: Run, scope: Scope, chunk_lines: int) -> Plan:
     con = run.con
     watermark = last_watermark(run)
     keep = _in_scope(scope, watermark)
-    invoices = wh.query(con, f"select practice_id, invoice_id, issue_date, status, updated_at from {TYPED}invoices")
-    in_warehouse = wh.query(con, "select practice_id, invoice_id, issue_date, invoice_state, updated_at from invoice_tracking")
+    invoices = wh.query(
+        con, f"select practice_id, invoice_id, issue_date, status, updated_at from {TYPED}invoices"
+    )
+    in_warehouse = wh.query(
+        con, "select practice_id, invoice_id, issue_date, invoice_state, updated_at from invoice_tracking"
+    )
     if scope.flow == "nightly":
         held = in_warehouse.filter(pl.col("invoice_state") == "held").select(INVOICE)
         # never seen before, whatever its updated_at says (an export that arrives late)
@@ -141,7 +145,9 @@ def plan(run: Run, scope: Scope, chunk_lines: int) -> Plan:
         old = in_warehouse.filter(keep)
     candidates = exportable(invoices.lazy()).collect().join(touched, on=INVOICE, how="semi")
 
-    lines = wh.query(con, f"select practice_id, invoice_id, count(*)::bigint as n from {TYPED}invoice_lines group by all")
+    lines = wh.query(
+        con, f"select practice_id, invoice_id, count(*)::bigint as n from {TYPED}invoice_lines group by all"
+    )
     sized = (
         candidates.join(lines, on=INVOICE, how="left")
         .with_columns(
@@ -176,13 +182,19 @@ RESULT_TABLES = ("invoice_tracking", "line_tracking", "xero_invoices", "xero_lin
 
 
 def _no_problems() -> pl.DataFrame:
-    return pl.DataFrame(schema={c: pl.Utf8 for c in ("practice_id", "invoice_id", "line_id", "code", "severity", "detail")})
+    return pl.DataFrame(
+        schema={c: pl.Utf8 for c in ("practice_id", "invoice_id", "line_id", "code", "severity", "detail")}
+    )
 
 
 def _chunk_tables(run: Run, chunk: int) -> tuple[dict[str, pl.LazyFrame], pl.LazyFrame, pl.DataFrame]:
     con = run.con
     keys = wh.query(con, "select practice_id, invoice_id from _partition where chunk = ?", [chunk])
-    tables = {t: wh.query(con, f"select * from {TYPED}{t}").lazy() for t in TABLES if t not in ("invoices", "invoice_lines")}
+    tables = {
+        t: wh.query(con, f"select * from {TYPED}{t}").lazy()
+        for t in TABLES
+        if t not in ("invoices", "invoice_lines")
+    }
     for table in ("invoices", "invoice_lines"):
         tables[table] = wh.query(
             con,
@@ -219,7 +231,13 @@ def resolve_chunk(run: Run, files: dict[str, str], chunk: int, policy: str) -> R
 def add_up(run: Run, parts: list[RunSummary]) -> RunSummary:
     total = RunSummary(run_id=run.run_id, flow=run.flow)
     for part in parts:
-        for name in ("invoices_considered", "invoices_ready", "invoices_held", "invoices_not_xero", "lines_resolved"):
+        for name in (
+            "invoices_considered",
+            "invoices_ready",
+            "invoices_held",
+            "invoices_not_xero",
+            "lines_resolved",
+        ):
             setattr(total, name, getattr(total, name) + getattr(part, name))
     return total
 
@@ -251,7 +269,9 @@ def finish_resolution(run: Run, files: dict[str, str], scope: Scope, plan_: Plan
     )
 
 
-def resolve(run: Run, files: dict[str, str], scope: Scope, policy: str, chunk_lines: int = 2_000_000) -> RunSummary:
+def resolve(
+    run: Run, files: dict[str, str], scope: Scope, policy: str, chunk_lines: int = 2_000_000
+) -> RunSummary:
     """parse, plan, every chunk, finish: the whole resolution of a run as one plain call."""
     parse_sources(run, files)
     plan_ = plan(run, scope, chunk_lines)
@@ -308,7 +328,9 @@ def _replace_results(run: Run, result: Resolution, keys: pl.DataFrame) -> None:
         con.unregister(name)
 
 
-def write_batches(run: Run, only_scope: bool, max_invoices: int, max_bytes: int) -> tuple[int, int, list[str]]:
+def write_batches(
+    run: Run, only_scope: bool, max_invoices: int, max_bytes: int
+) -> tuple[int, int, list[str]]:
     """Batch every ready invoice whose content was never sent: those the run recomputed when
     `only_scope` (a backfill), else every one in the warehouse (nightly: nothing pending is forgotten)."""
     con = run.con
@@ -327,34 +349,18 @@ def write_batches(run: Run, only_scope: bool, max_invoices: int, max_bytes: int)
     items = wh.query(con, "select x.* from xero_line_items x join _pending p using (practice_id, invoice_id)")
     con.unregister("_pending")
     sequences = dict(
-        con.execute(
-            "select practice_id, count(*) + 1 from xero_batches group by practice_id"
-        ).fetchall()
+        con.execute("select practice_id, count(*) + 1 from xero_batches group by practice_id").fetchall()
     )
-    batches = plan_batches(pending, items, sequences, max_invoices, max_bytes)
-    ledger_rows, batch_rows, written = [], [], []
-    for batch in batches:
-        check_body(batch)
-        json_rel, csv_rel = write_batch(batch, run.staging)
-        written += [json_rel, csv_rel]
-        batch_rows.append(
-            {
-                "batch_id": batch.batch_id,
-                "practice_id": batch.practice_id,
-                "run_id": run.run_id,
-                "path": json_rel,
-                "csv_path": csv_rel,
-                "invoice_count": len(batch.invoice_ids),
-                "line_count": batch.line_count,
-                "bytes": len(batch.body),
-                "created_at": run.started_at,
-            }
-        )
-        ledger_rows += [
-            {"practice_id": batch.practice_id, "invoice_id": i, "batch_id": batch.batch_id} for i in batch.invoice_ids
-        ]
-    wh.insert(con, "xero_batches", pl.DataFrame(batch_rows))
-    ledger = pl.DataFrame(ledger_rows)
+    batched = assign_batches(render_invoices(pending, items), sequences, max_invoices, max_bytes)
+    written = write_batch_files(batched, run.staging)
+    wh.insert(
+        con,
+        "xero_batches",
+        written.batches.with_columns(
+            pl.lit(run.run_id).alias("run_id"), pl.lit(run.started_at).alias("created_at")
+        ),
+    )
+    ledger = written.ledger
     con.register("_ledger", ledger.to_arrow())
     con.execute(
         """
@@ -370,7 +376,7 @@ def write_batches(run: Run, only_scope: bool, max_invoices: int, max_bytes: int)
                 where t.practice_id = l.practice_id and t.invoice_id = l.invoice_id"""
         )
     con.unregister("_ledger")
-    return len(batches), ledger.height, written
+    return written.batches.height, ledger.height, written.paths
 
 
 def record_run(run: Run, summary: RunSummary, source: Path, finished: datetime) -> RunSummary:

@@ -84,7 +84,12 @@ def delete_invoices(con: duckdb.DuckDBPyConnection, table: str, keys: pl.DataFra
 
 
 def merge_exceptions(
-    con: duckdb.DuckDBPyConnection, found: pl.DataFrame, scope: pl.DataFrame, now: datetime, *, unattributed: bool
+    con: duckdb.DuckDBPyConnection,
+    found: pl.DataFrame,
+    scope: pl.DataFrame,
+    now: datetime,
+    *,
+    unattributed: bool,
 ) -> None:
     """Make `exceptions` hold what this run found for the invoices of `scope` (or, with `unattributed`,
     for the problems that belong to no invoice).

@@ -1,21 +1,19 @@
 """Xero batch files: a JSON body for POST /Invoices and the same invoices in the CSV import template.
 
-Amounts are written from Decimals as JSON numbers (simplejson, use_decimal) so they are exact to the cent.
+Rendering is vectorised (Polars builds every invoice's JSON and CSV text at once); Python only cuts the
+invoices into batches and writes the files. Amounts are written from the Decimal columns' exact text as
+JSON numbers (never through a float): 150.0000 -> 150.00, 0.1250 -> 0.125.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import dataclass
-from decimal import Decimal
 from functools import cache
 from pathlib import Path
 
 import jsonschema
 import polars as pl
-import simplejson
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "xero" / "invoices.schema.json"
 CSV_HEADER = (
@@ -24,7 +22,10 @@ CSV_HEADER = (
     "*Quantity,*UnitAmount,Discount,*AccountCode,*TaxType,TaxAmount,TrackingName1,TrackingOption1,TrackingName2,"
     "TrackingOption2,Currency,BrandingTheme"
 ).split(",")
-CENT = Decimal("0.01")
+BODY_START = '{"Invoices": [\n'
+BODY_END = "\n]}\n"
+SEPARATOR = ",\n"
+INVOICE = ["practice_id", "invoice_id"]
 
 
 class XeroBodyInvalid(RuntimeError):
@@ -36,156 +37,265 @@ def xero_validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
 
 
-def decimal_text(value: Decimal) -> Decimal:
-    """At least 2 places, no trailing zeros beyond them, never an exponent: 150.0000 -> 150.00, 0.1250 -> 0.125."""
-    if value == value.quantize(CENT):
-        return value.quantize(CENT)
-    return value.normalize() if value.normalize().as_tuple().exponent >= -4 else value
+def decimal_text(amount: pl.Expr, scale: int = 4) -> pl.Expr:
+    """A Decimal's exact text with at least 2 places and no trailing zeros beyond them."""
+    if scale <= 2:
+        return amount.cast(pl.Utf8)
+    cents = amount.cast(pl.Decimal(38, 2), strict=False)
+    return (
+        pl.when(cents.cast(pl.Decimal(38, scale)) == amount)
+        .then(cents.cast(pl.Utf8))
+        .otherwise(amount.cast(pl.Utf8).str.strip_chars_end("0"))
+    )
+
+
+# Every character that may not stand raw in a JSON string (RFC 8259 section 7), and its escape.
+_SHORT_ESCAPES = {8: "\\b", 9: "\\t", 10: "\\n", 12: "\\f", 13: "\\r"}
+JSON_RAW = ["\\", '"'] + [chr(c) for c in range(32)]
+JSON_ESCAPED = ["\\\\", '\\"'] + [_SHORT_ESCAPES.get(c, f"\\u{c:04x}") for c in range(32)]
+
+
+def json_string(text: pl.Expr) -> pl.Expr:
+    """A JSON string literal, escaped in one pass (Aho-Corasick), or `null`."""
+    escaped = text.str.replace_many(JSON_RAW, JSON_ESCAPED)
+    return pl.concat_str([pl.lit('"'), escaped, pl.lit('"')]).fill_null("null")
+
+
+def csv_field(text: pl.Expr) -> pl.Expr:
+    """RFC 4180: quoted when it holds a comma, quote or line break; empty for null."""
+    value = text.cast(pl.Utf8).fill_null("")
+    return (
+        pl.when(value.str.contains_any([",", '"', "\r", "\n"]))
+        .then(pl.concat_str([pl.lit('"'), value.str.replace_all('"', '""', literal=True), pl.lit('"')]))
+        .otherwise(value)
+    )
+
+
+def _cat(*parts: str | pl.Expr) -> pl.Expr:
+    """Concatenate literal text and expressions (null if any expression is null)."""
+    return pl.concat_str([pl.lit(p) if isinstance(p, str) else p for p in parts])
+
+
+def _tracking(slot: int) -> pl.Expr:
+    name, option = pl.col(f"tracking{slot}_name"), pl.col(f"tracking{slot}_option")
+    return pl.when(name.is_not_null()).then(
+        _cat('{"Name":', json_string(name), ',"Option":', json_string(option), "}")
+    )
+
+
+def _line_item_json() -> pl.Expr:
+    tracking = pl.concat_str([_tracking(1), _tracking(2)], separator=",", ignore_nulls=True)
+    return _cat(
+        '{"Description":',
+        json_string(pl.col("description")),
+        ',"Quantity":',
+        decimal_text(pl.col("quantity")),
+        ',"UnitAmount":',
+        decimal_text(pl.col("unit_amount")),
+        ',"AccountCode":',
+        json_string(pl.col("account_code")),
+        ',"TaxType":',
+        json_string(pl.col("tax_type")),
+        ',"LineAmount":',
+        decimal_text(pl.col("line_amount"), scale=2),
+        ',"Tracking":[',
+        tracking.fill_null(""),
+        "]}",
+    )
+
+
+def _csv_row(values: dict[str, pl.Expr], columns: list[str], escape: set[str]) -> pl.Expr:
+    """The given columns of a template row, comma separated; columns without a value are empty."""
+    parts = []
+    for column in columns:
+        value = values.get(column)
+        if value is None:
+            parts.append(pl.lit(""))
+        else:
+            parts.append(csv_field(value) if column in escape else value.cast(pl.Utf8).fill_null(""))
+    return pl.concat_str(parts, separator=",")
+
+
+HEAD_COLUMNS = CSV_HEADER[: CSV_HEADER.index("*Description")]
+LINE_COLUMNS = CSV_HEADER[CSV_HEADER.index("*Description") : CSV_HEADER.index("Currency")]
+TAIL_COLUMNS = CSV_HEADER[CSV_HEADER.index("Currency") :]
+
+
+def _csv_head() -> pl.Expr:
+    """The invoice's part of each CSV row (contact, number, reference, dates): built once per invoice."""
+    values = {
+        "*ContactName": pl.col("contact_name"),
+        "*InvoiceNumber": pl.col("invoice_number"),
+        "Reference": pl.col("reference"),
+        "*InvoiceDate": pl.col("issue_date").dt.to_string("%Y-%m-%d"),
+        "*DueDate": pl.col("due_date").dt.to_string("%Y-%m-%d"),
+    }
+    return _csv_row(values, HEAD_COLUMNS, escape={"*ContactName", "*InvoiceNumber", "Reference"})
+
+
+def _csv_tail() -> pl.Expr:
+    return _csv_row({"Currency": pl.col("currency")}, TAIL_COLUMNS, escape=set())
+
+
+def _csv_line() -> pl.Expr:
+    """The line's part of its CSV row, from *Description to TrackingOption2."""
+    values = {
+        "*Description": pl.col("description"),
+        "*Quantity": decimal_text(pl.col("quantity")),
+        "*UnitAmount": decimal_text(pl.col("unit_amount")),
+        "*AccountCode": pl.col("account_code"),
+        "*TaxType": pl.col("tax_type"),
+        "TrackingName1": pl.col("tracking1_name"),
+        "TrackingOption1": pl.col("tracking1_option"),
+        "TrackingName2": pl.col("tracking2_name"),
+        "TrackingOption2": pl.col("tracking2_option"),
+    }
+    text = {c for c in values if c not in ("*Quantity", "*UnitAmount")}
+    return _csv_row(values, LINE_COLUMNS, escape=text)
+
+
+def render_invoices(heads: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
+    """One row per invoice: its JSON object and CSV rows as text, its line count and JSON size in bytes.
+
+    `heads` are xero_invoices rows, `items` their xero_line_items rows.
+    """
+    head_csv = heads.lazy().select(*INVOICE, _csv_head().alias("csv_head"), _csv_tail().alias("csv_tail"))
+    lines = (
+        items.lazy()
+        .sort([*INVOICE, "line_no"])
+        .with_columns(_line_item_json().alias("line_json"), _csv_line().alias("csv_line"))
+        .join(head_csv, on=INVOICE, how="inner")
+        .group_by(INVOICE, maintain_order=True)
+        .agg(
+            pl.col("line_json").str.join(",").alias("line_items"),
+            pl.concat_str(["csv_head", "csv_line", "csv_tail"], separator=",").str.join("\r\n").alias("csv"),
+            pl.len().cast(pl.Int32).alias("line_count"),
+        )
+    )
+    contact = (
+        pl.when(pl.col("contact_id").is_not_null())
+        .then(_cat('{"ContactID":', json_string(pl.col("contact_id")), "}"))
+        .otherwise(_cat('{"Name":', json_string(pl.col("contact_name")), "}"))
+    )
+    reference = pl.when(pl.col("reference").is_not_null()).then(
+        _cat('"Reference":', json_string(pl.col("reference")), ",")
+    )
+    invoice = _cat(
+        '{"Type":"ACCREC","Contact":',
+        contact,
+        ',"InvoiceNumber":',
+        json_string(pl.col("invoice_number")),
+        ",",
+        reference.fill_null(""),
+        '"Date":"',
+        pl.col("issue_date").dt.to_string("%Y-%m-%d"),
+        '","DueDate":"',
+        pl.col("due_date").dt.to_string("%Y-%m-%d"),
+        '","CurrencyCode":',
+        json_string(pl.col("currency")),
+        ',"Status":',
+        json_string(pl.col("xero_status")),
+        ',"LineAmountTypes":',
+        json_string(pl.col("line_amount_types")),
+        ',"LineItems":[',
+        pl.col("line_items"),
+        "]}",
+    )
+    return (
+        heads.lazy()
+        .join(lines, on=INVOICE, how="inner", validate="1:1")
+        .select(*INVOICE, invoice.alias("json"), "csv", "line_count")
+        .with_columns(pl.col("json").str.len_bytes().alias("bytes"))
+        .sort(INVOICE)
+        .collect()
+    )
+
+
+def assign_batches(
+    rendered: pl.DataFrame, next_sequence: dict[str, int], max_invoices: int = 50, max_bytes: int = 3_500_000
+) -> pl.DataFrame:
+    """Cut each practice's invoices (in invoice order) into batches of at most `max_invoices` invoices and
+    `max_bytes` of JSON body, numbered <practice_id>-<sequence> from `next_sequence`."""
+    room = max_bytes - len(BODY_START) - len(BODY_END)
+    batch_ids: list[str] = []
+    for practice_id, sizes in zip(
+        *rendered.group_by("practice_id", maintain_order=True).agg("bytes").get_columns(), strict=True
+    ):
+        sequence, count, used = next_sequence.get(practice_id, 1), 0, 0
+        for size in sizes:
+            if count and (count >= max_invoices or used + len(SEPARATOR) + size > room):
+                sequence, count, used = sequence + 1, 0, 0
+            used += size + (len(SEPARATOR) if count else 0)
+            count += 1
+            batch_ids.append(f"{practice_id}-{sequence:06d}")
+    return rendered.with_columns(pl.Series("batch_id", batch_ids, dtype=pl.Utf8))
 
 
 @dataclass
-class Batch:
-    batch_id: str
-    practice_id: str
-    invoice_ids: list[str]
-    body: bytes
-    csv_text: str
-    line_count: int
+class Written:
+    batches: pl.DataFrame  # batch_id, practice_id, path, csv_path, invoice_count, line_count, bytes
+    ledger: pl.DataFrame  # practice_id, invoice_id, batch_id
+    paths: list[str]
 
 
-def invoice_body(head: dict, items: list[dict]) -> dict:
-    contact = {"ContactID": head["contact_id"]} if head["contact_id"] else {"Name": head["contact_name"]}
-    body = {
-        "Type": "ACCREC",
-        "Contact": contact,
-        "InvoiceNumber": head["invoice_number"],
-        "Reference": head["reference"],
-        "Date": head["issue_date"].isoformat(),
-        "DueDate": head["due_date"].isoformat(),
-        "CurrencyCode": head["currency"],
-        "Status": head["xero_status"],
-        "LineAmountTypes": head["line_amount_types"],
-        "LineItems": [line_item(item) for item in items],
-    }
-    if body["Reference"] is None:
-        del body["Reference"]
-    return body
+def write_batch_files(batched: pl.DataFrame, root: Path) -> Written:
+    """Write every batch's JSON and CSV under `root/xero/<practice_id>/`.
+
+    The first invoice of each practice is checked against Xero's schema as the run goes (every invoice is
+    built by the same expressions, and the values the schema limits are checked by Pandera before); the
+    tests check every body they produce in full.
+    """
+    header = ",".join(CSV_HEADER) + "\r\n"
+    bodies = (
+        batched.group_by("batch_id", maintain_order=True)
+        .agg(
+            pl.col("practice_id").first(),
+            pl.col("json").str.join(SEPARATOR),
+            pl.col("csv").str.join("\r\n"),
+            pl.len().cast(pl.Int32).alias("invoice_count"),
+            pl.col("line_count").sum().cast(pl.Int32),
+        )
+        .with_columns(
+            _cat("xero/", pl.col("practice_id"), "/", pl.col("batch_id"), ".json").alias("path"),
+            _cat("xero/", pl.col("practice_id"), "/", pl.col("batch_id"), ".csv").alias("csv_path"),
+        )
+    )
+    sizes, paths, checked = [], [], set()
+    for folder in bodies["practice_id"].unique():
+        (root / "xero" / folder).mkdir(parents=True, exist_ok=True)
+    for batch_id, practice_id, body_json, body_csv, path, csv_path in bodies.select(
+        "batch_id", "practice_id", "json", "csv", "path", "csv_path"
+    ).iter_rows():
+        body = (BODY_START + body_json + BODY_END).encode("utf-8")
+        if practice_id not in checked:
+            first = body_json[
+                : len(body_json) if SEPARATOR not in body_json else body_json.index(SEPARATOR + "{")
+            ]
+            check_body(batch_id, (BODY_START + first + BODY_END).encode("utf-8"))
+            checked.add(practice_id)
+        (root / path).write_bytes(body)
+        (root / csv_path).write_bytes((header + body_csv + "\r\n").encode("utf-8"))
+        sizes.append(len(body))
+        paths += [path, csv_path]
+    return Written(
+        batches=bodies.select(
+            "batch_id",
+            "practice_id",
+            "path",
+            "csv_path",
+            "invoice_count",
+            "line_count",
+            pl.Series("bytes", sizes, dtype=pl.Int64),
+        ),
+        ledger=batched.select(*INVOICE, "batch_id"),
+        paths=paths,
+    )
 
 
-def line_item(item: dict) -> dict:
-    tracking = [
-        {"Name": item[f"tracking{slot}_name"], "Option": item[f"tracking{slot}_option"]}
-        for slot in (1, 2)
-        if item[f"tracking{slot}_name"] is not None
-    ]
-    return {
-        "Description": item["description"],
-        "Quantity": decimal_text(item["quantity"]),
-        "UnitAmount": decimal_text(item["unit_amount"]),
-        "AccountCode": item["account_code"],
-        "TaxType": item["tax_type"],
-        "LineAmount": item["line_amount"].quantize(CENT),
-        "Tracking": tracking,
-    }
-
-
-def dumps(body: dict) -> bytes:
-    return simplejson.dumps(body, use_decimal=True, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
-
-
-def csv_rows(head: dict, items: list[dict]) -> list[list[str]]:
-    rows = []
-    for item in items:
-        row = dict.fromkeys(CSV_HEADER, "")
-        row["*ContactName"] = head["contact_name"]
-        row["*InvoiceNumber"] = head["invoice_number"]
-        row["Reference"] = head["reference"] or ""
-        row["*InvoiceDate"] = head["issue_date"].isoformat()
-        row["*DueDate"] = head["due_date"].isoformat()
-        row["*Description"] = item["description"]
-        row["*Quantity"] = str(decimal_text(item["quantity"]))
-        row["*UnitAmount"] = str(decimal_text(item["unit_amount"]))
-        row["*AccountCode"] = item["account_code"]
-        row["*TaxType"] = item["tax_type"]
-        row["TrackingName1"] = item["tracking1_name"] or ""
-        row["TrackingOption1"] = item["tracking1_option"] or ""
-        row["TrackingName2"] = item["tracking2_name"] or ""
-        row["TrackingOption2"] = item["tracking2_option"] or ""
-        row["Currency"] = head["currency"]
-        rows.append([row[c] for c in CSV_HEADER])
-    return rows
-
-
-def render_csv(rows: list[list[str]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(CSV_HEADER)
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
-def plan_batches(
-    heads: pl.DataFrame,
-    items: pl.DataFrame,
-    next_sequence: dict[str, int],
-    max_invoices: int = 50,
-    max_bytes: int = 3_500_000,
-) -> list[Batch]:
-    """Group each practice's invoices (in invoice order) into batches of at most `max_invoices` invoices
-    and `max_bytes` of JSON, numbering them <practice_id>-<sequence> from `next_sequence`."""
-    lines_of: dict[tuple[str, str], list[dict]] = {}
-    for item in items.sort(["practice_id", "invoice_id", "line_no"]).iter_rows(named=True):
-        lines_of.setdefault((item["practice_id"], item["invoice_id"]), []).append(item)
-    batches: list[Batch] = []
-    envelope = len(b'{\n  "Invoices": [\n  ]\n}\n')
-    for (practice_id,), group in heads.sort(["practice_id", "invoice_id"]).group_by(
-        ["practice_id"], maintain_order=True
-    ):
-        sequence = next_sequence.get(practice_id, 1)
-        pending: list[tuple[dict, list[dict], dict, int]] = []
-        size = envelope
-
-        def flush() -> None:
-            nonlocal sequence, pending, size
-            if not pending:
-                return
-            batch_id = f"{practice_id}-{sequence:06d}"
-            body = dumps({"Invoices": [p[2] for p in pending]})
-            rows = [row for head, its, _, _ in pending for row in csv_rows(head, its)]
-            batches.append(
-                Batch(batch_id, practice_id, [p[0]["invoice_id"] for p in pending], body, render_csv(rows), len(rows))
-            )
-            sequence += 1
-            pending, size = [], envelope
-
-        for head in group.iter_rows(named=True):
-            its = lines_of[(practice_id, head["invoice_id"])]
-            invoice = invoice_body(head, its)
-            invoice_size = len(dumps(invoice)) + 4
-            if pending and (len(pending) >= max_invoices or size + invoice_size > max_bytes):
-                flush()
-            pending.append((head, its, invoice, invoice_size))
-            size += invoice_size
-        flush()
-    return batches
-
-
-def check_body(batch: Batch) -> None:
-    body = json.loads(batch.body)
-    errors = sorted(xero_validator().iter_errors(body), key=lambda e: list(e.path))
+def check_body(batch_id: str, body: bytes) -> None:
+    errors = sorted(xero_validator().iter_errors(json.loads(body)), key=lambda e: list(e.path))
     if errors:
         first = errors[0]
         raise XeroBodyInvalid(
-            f"batch {batch.batch_id}: body breaks Xero's schema at {'/'.join(map(str, first.path))}: {first.message}"
+            f"batch {batch_id}: body breaks Xero's schema at {'/'.join(map(str, first.path))}: {first.message}"
         )
-
-
-def write_batch(batch: Batch, root: Path) -> tuple[str, str]:
-    """Write the JSON and CSV of a batch under `root`; return their paths relative to it."""
-    folder = root / "xero" / batch.practice_id
-    folder.mkdir(parents=True, exist_ok=True)
-    json_rel = f"xero/{batch.practice_id}/{batch.batch_id}.json"
-    csv_rel = f"xero/{batch.practice_id}/{batch.batch_id}.csv"
-    (root / json_rel).write_bytes(batch.body)
-    (root / csv_rel).write_text(batch.csv_text, encoding="utf-8", newline="")
-    return json_rel, csv_rel

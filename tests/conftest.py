@@ -20,7 +20,9 @@ def settings_for(tmp_path):
     from flows.settings import Settings
 
     def make(source: Path, **overrides) -> Settings:
-        return Settings(source=source, warehouse=tmp_path / "wh" / "warehouse.duckdb", out=tmp_path / "out", **overrides)
+        return Settings(
+            source=source, warehouse=tmp_path / "wh" / "warehouse.duckdb", out=tmp_path / "out", **overrides
+        )
 
     return make
 

@@ -40,11 +40,19 @@ class SourceBuilder:
         return self
 
     def practice(self, practice_id: str, name: str | None = None, ledger: str = "xero") -> SourceBuilder:
-        return self._add("practices", practice_id=practice_id, name=name or f"Practice {practice_id}", ledger=ledger)
-
-    def category(self, practice_id: str, category_id: str, name: str, status: str = "ACTIVE") -> SourceBuilder:
         return self._add(
-            "tracking_categories", practice_id=practice_id, tracking_category_id=category_id, name=name, status=status
+            "practices", practice_id=practice_id, name=name or f"Practice {practice_id}", ledger=ledger
+        )
+
+    def category(
+        self, practice_id: str, category_id: str, name: str, status: str = "ACTIVE"
+    ) -> SourceBuilder:
+        return self._add(
+            "tracking_categories",
+            practice_id=practice_id,
+            tracking_category_id=category_id,
+            name=name,
+            status=status,
         )
 
     def option(
@@ -61,7 +69,11 @@ class SourceBuilder:
 
     def member(self, practice_id: str, member_id: str, name: str, option: str | None = None) -> SourceBuilder:
         return self._add(
-            "team_members", practice_id=practice_id, team_member_id=member_id, name=name, tracking_option_id=option
+            "team_members",
+            practice_id=practice_id,
+            team_member_id=member_id,
+            name=name,
+            tracking_option_id=option,
         )
 
     def template(

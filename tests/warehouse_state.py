@@ -7,13 +7,27 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-VOLATILE = {"run_id", "started_at", "finished_at", "first_seen_at", "last_seen_at", "closed_at", "created_at", "batched_at"}
+VOLATILE = {
+    "run_id",
+    "started_at",
+    "finished_at",
+    "first_seen_at",
+    "last_seen_at",
+    "closed_at",
+    "created_at",
+    "batched_at",
+}
 
 
 def tables(path: Path, skip: tuple[str, ...] = ("runs", "schema_migrations")) -> dict[str, pl.DataFrame]:
     con = duckdb.connect(str(path), read_only=True)
     try:
-        names = [r[0] for r in con.execute("select table_name from information_schema.tables where table_type = 'BASE TABLE' order by 1").fetchall()]
+        names = [
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.tables where table_type = 'BASE TABLE' order by 1"
+            ).fetchall()
+        ]
         out = {}
         for name in names:
             if name in skip:

@@ -52,7 +52,9 @@ def _command(home: Path, flow: str = "nightly") -> list[str]:
 
 def _env(api: str, **extra: str) -> dict[str, str]:
     # The command's own defaults apply (no Prefect console logs), as for a user at a terminal.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKLINE_") and k != "PREFECT_LOGGING_LEVEL"}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("TRACKLINE_") and k != "PREFECT_LOGGING_LEVEL"
+    }
     env.update(PREFECT_API_URL=api, DO_NOT_TRACK="1", **extra)
     return env
 
@@ -76,7 +78,9 @@ def before_and_after(prefect_api, tmp_path_factory):
 
 
 @pytest.mark.parametrize("point", POINTS)
-def test_killed_run_leaves_everything_as_before_and_the_rerun_matches(point, before_and_after, prefect_api, tmp_path):
+def test_killed_run_leaves_everything_as_before_and_the_rerun_matches(
+    point, before_and_after, prefect_api, tmp_path
+):
     before, expected_tables, expected_files = before_and_after
     home = tmp_path / "home"
     shutil.copytree(before, home)

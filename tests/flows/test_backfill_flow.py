@@ -20,7 +20,14 @@ runner = CliRunner()
 
 
 def _args(tmp_path):
-    return ["--source", str(SAMPLE), "--warehouse", str(tmp_path / "warehouse.duckdb"), "--out", str(tmp_path / "out")]
+    return [
+        "--source",
+        str(SAMPLE),
+        "--warehouse",
+        str(tmp_path / "warehouse.duckdb"),
+        "--out",
+        str(tmp_path / "out"),
+    ]
 
 
 def test_backfill_through_prefect_fills_the_warehouse_and_writes_valid_batches(prefect_api, tmp_path):
@@ -35,9 +42,12 @@ def test_backfill_through_prefect_fills_the_warehouse_and_writes_valid_batches(p
     assert sum(states.values()) == approved
     assert states["held"] == 26 and states["not_xero"] == 264
     # the northgate worked example is clean
-    assert con.execute(
-        "select count(*) from invoice_tracking where practice_id = 'northgate' and invoice_state <> 'ready'"
-    ).fetchone()[0] == 0
+    assert (
+        con.execute(
+            "select count(*) from invoice_tracking where practice_id = 'northgate' and invoice_state <> 'ready'"
+        ).fetchone()[0]
+        == 0
+    )
     batches = con.execute("select practice_id, path, csv_path, invoice_count from xero_batches").fetchall()
     assert {b[0] for b in batches} == {"harbour", "keystone", "northgate"}, "no batch for practices off Xero"
     assert sum(b[3] for b in batches) == states["ready"]
@@ -46,7 +56,7 @@ def test_backfill_through_prefect_fills_the_warehouse_and_writes_valid_batches(p
     con.close()
 
     out = tmp_path / "out"
-    for practice_id, json_path, csv_path, count in batches:
+    for _practice, json_path, csv_path, count in batches:
         body = json.loads((out / json_path).read_text())
         assert list(xero_validator().iter_errors(body)) == []
         assert len(body["Invoices"]) == count <= 50

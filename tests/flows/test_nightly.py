@@ -61,23 +61,31 @@ def test_first_nightly_takes_everything_then_only_invoices_changed_since(world):
     second = run()
     # i2 changed after the watermark; i9 is still held, so it is tried again
     assert second.invoices_considered == 2
-    assert _query(settings, "select watermark from runs order by started_at")[-1][0].isoformat().startswith(
-        "2026-02-01T10:00"
+    assert (
+        _query(settings, "select watermark from runs order by started_at")[-1][0]
+        .isoformat()
+        .startswith("2026-02-01T10:00")
     )
 
 
 def test_held_invoice_is_released_and_batched_when_its_cause_is_fixed(world):
     builder, settings, run = world
     run()
-    assert _query(settings, "select invoice_state from invoice_tracking where invoice_id = 'i9'") == [("held",)]
+    assert _query(settings, "select invoice_state from invoice_tracking where invoice_id = 'i9'") == [
+        ("held",)
+    ]
     assert _query(settings, "select code from exceptions where invoice_id = 'i9'") == [("ARCHIVED_OPTION",)]
 
     _set(builder, "tracking_options", {"tracking_option_id": "opt-old"}, status="ACTIVE")  # un-archived
     summary = run()
     assert summary.invoices_ready == 1 and summary.batches_written == 1
-    assert _query(settings, "select invoice_state from invoice_tracking where invoice_id = 'i9'") == [("ready",)]
+    assert _query(settings, "select invoice_state from invoice_tracking where invoice_id = 'i9'") == [
+        ("ready",)
+    ]
     assert _query(settings, "select count(*) from exceptions where invoice_id = 'i9'") == [(0,)]
-    closed = _query(settings, "select code, closed_at > first_seen_at from exception_history where invoice_id = 'i9'")
+    closed = _query(
+        settings, "select code, closed_at > first_seen_at from exception_history where invoice_id = 'i9'"
+    )
     assert closed == [("ARCHIVED_OPTION", True)]
     assert _query(settings, "select count(*) from export_ledger where invoice_id = 'i9'") == [(1,)]
 
@@ -106,7 +114,9 @@ def test_invoice_is_batched_again_only_when_what_is_sent_changes(world):
     changed = run()
     assert changed.batches_written == 1 and changed.invoices_batched == 1
     assert _query(settings, "select count(*) from xero_batches")[0][0] == batches + 1
-    ledger = _query(settings, "select count(distinct digest), count(*) from export_ledger where invoice_id = 'i1'")
+    ledger = _query(
+        settings, "select count(distinct digest), count(*) from export_ledger where invoice_id = 'i1'"
+    )
     assert ledger == [(2, 2)]
     assert _query(
         settings, "select distinct tracking1_option from xero_line_items where invoice_id = 'i1'"
@@ -147,4 +157,6 @@ def test_nightly_picks_up_an_invoice_it_never_saw_even_with_an_old_updated_at(wo
     builder.invoice("p1", "late", updated_at="2025-06-01T09:00:00Z").line("p1", "late", "l1")
     summary = run()
     assert summary.invoices_considered == 2  # the late one, and the held one tried again
-    assert _query(settings, "select invoice_state from invoice_tracking where invoice_id = 'late'") == [("ready",)]
+    assert _query(settings, "select invoice_state from invoice_tracking where invoice_id = 'late'") == [
+        ("ready",)
+    ]

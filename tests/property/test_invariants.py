@@ -22,7 +22,9 @@ def sources(draw) -> SourceBuilder:
     for p in draw(st.lists(st.sampled_from(["pa", "pb", "pc"]), min_size=2, max_size=3, unique=True)):
         b.practice(p, ledger=draw(st.sampled_from(["xero", "xero", "xero", "quickbooks"])))
         for c in range(1, 3):
-            b.category(p, f"cat{c}", f"{p}:Category{c}", status=draw(st.sampled_from(["ACTIVE"] * 5 + ["ARCHIVED"])))
+            b.category(
+                p, f"cat{c}", f"{p}:Category{c}", status=draw(st.sampled_from(["ACTIVE"] * 5 + ["ARCHIVED"]))
+            )
         options = [f"opt{n}" for n in range(1, 5)]
         for n, option in enumerate(options):
             status = draw(st.sampled_from(["ACTIVE"] * 5 + ["ARCHIVED", "DELETED"]))
@@ -31,7 +33,13 @@ def sources(draw) -> SourceBuilder:
         for m in range(1, 3):
             b.member(p, f"tm{m}", f"{p}:Member{m}", option=draw(maybe_option))
         for s in range(1, 3):
-            b.template(p, f"svc{s}", f"{p}:Service{s}", option=draw(maybe_option), tax_type=draw(st.sampled_from(["OUTPUT2", "OUTPUT2", "ZERORATEDOUTPUT", None])))
+            b.template(
+                p,
+                f"svc{s}",
+                f"{p}:Service{s}",
+                option=draw(maybe_option),
+                tax_type=draw(st.sampled_from(["OUTPUT2", "OUTPUT2", "ZERORATEDOUTPUT", None])),
+            )
         for c in range(1, 3):
             b.client(
                 p,
@@ -42,8 +50,12 @@ def sources(draw) -> SourceBuilder:
                 consolidate=draw(st.sampled_from([None, False, True])),
             )
         for i in range(1, draw(st.integers(1, 4)) + 1):
-            b.invoice(p, f"i{i}", client_id=draw(st.sampled_from(["c1", "c2", "c1", "c-missing"])),
-                      status=draw(st.sampled_from(["approved"] * 4 + ["draft", "void"])))
+            b.invoice(
+                p,
+                f"i{i}",
+                client_id=draw(st.sampled_from(["c1", "c2", "c1", "c-missing"])),
+                status=draw(st.sampled_from(["approved"] * 4 + ["draft", "void"])),
+            )
             for n in range(1, draw(st.integers(0, 4)) + 1):
                 line_type = draw(st.sampled_from(LINE_TYPES))
                 b.line(
@@ -51,9 +63,15 @@ def sources(draw) -> SourceBuilder:
                     f"i{i}",
                     f"l{n}",
                     line_type=line_type,
-                    template=draw(st.sampled_from(["svc1", "svc2", None] if line_type != "adhoc" else [None, "svc1"])),
-                    quantity=str(draw(st.decimals("-5", "50", places=2, allow_nan=False, allow_infinity=False))),
-                    unit_amount=str(draw(st.decimals("0", "2000", places=4, allow_nan=False, allow_infinity=False))),
+                    template=draw(
+                        st.sampled_from(["svc1", "svc2", None] if line_type != "adhoc" else [None, "svc1"])
+                    ),
+                    quantity=str(
+                        draw(st.decimals("-5", "50", places=2, allow_nan=False, allow_infinity=False))
+                    ),
+                    unit_amount=str(
+                        draw(st.decimals("0", "2000", places=4, allow_nan=False, allow_infinity=False))
+                    ),
                 )
     return b
 
@@ -80,9 +98,17 @@ def test_every_approved_invoice_ends_in_exactly_one_state(b, policy):
     assert states.select("practice_id", "invoice_id").is_duplicated().sum() == 0
     assert set(states["invoice_state"].cast(pl.Utf8)) <= {"ready", "held", "not_xero"}
     held = states.filter(pl.col("invoice_state") == "held")
-    errors = result.exceptions.filter(pl.col("severity") == "error").select("practice_id", "invoice_id").unique()
-    assert held.select("practice_id", "invoice_id").sort(pl.all()).equals(
-        errors.join(states.select("practice_id", "invoice_id"), on=["practice_id", "invoice_id"]).sort(pl.all())
+    errors = (
+        result.exceptions.filter(pl.col("severity") == "error").select("practice_id", "invoice_id").unique()
+    )
+    assert (
+        held.select("practice_id", "invoice_id")
+        .sort(pl.all())
+        .equals(
+            errors.join(states.select("practice_id", "invoice_id"), on=["practice_id", "invoice_id"]).sort(
+                pl.all()
+            )
+        )
     ), "held exactly when an error names the invoice"
 
 
@@ -90,8 +116,13 @@ def test_every_approved_invoice_ends_in_exactly_one_state(b, policy):
 @given(sources())
 def test_no_name_crosses_practices(b):
     result = b.resolve()
-    assert _prefix_ok(result.line_tracking, ["tracking1_category", "tracking1_option", "tracking2_category", "tracking2_option"])
-    assert _prefix_ok(result.xero_line_items, ["tracking1_name", "tracking1_option", "tracking2_name", "tracking2_option"])
+    assert _prefix_ok(
+        result.line_tracking,
+        ["tracking1_category", "tracking1_option", "tracking2_category", "tracking2_option"],
+    )
+    assert _prefix_ok(
+        result.xero_line_items, ["tracking1_name", "tracking1_option", "tracking2_name", "tracking2_option"]
+    )
     assert _prefix_ok(result.xero_invoices, ["contact_name"])
 
 
@@ -102,7 +133,9 @@ def test_ready_invoices_send_their_source_amounts_to_the_cent(b):
     ready = result.invoice_states.filter(pl.col("invoice_state") == "ready")
     source = {}
     for row in b.rows["invoice_lines"]:
-        amount = (Decimal(row["quantity"]) * Decimal(row["unit_amount"])).quantize(Decimal("0.01"), ROUND_HALF_UP)
+        amount = (Decimal(row["quantity"]) * Decimal(row["unit_amount"])).quantize(
+            Decimal("0.01"), ROUND_HALF_UP
+        )
         key = (row["practice_id"], row["invoice_id"])
         source[key] = source.get(key, Decimal(0)) + amount
     sent = {}
@@ -114,7 +147,11 @@ def test_ready_invoices_send_their_source_amounts_to_the_cent(b):
         assert sent[key] == source[key]
 
 
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=5,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(b=sources())
 def test_running_twice_changes_nothing_and_files_stay_in_their_practice(b, tmp_path_factory):
     from flows.pipeline import run_pipeline
@@ -135,4 +172,6 @@ def test_running_twice_changes_nothing_and_files_stay_in_their_practice(b, tmp_p
             for invoice in json.loads(content)["Invoices"]:
                 for line in invoice["LineItems"]:
                     for slot in line["Tracking"]:
-                        assert slot["Name"].startswith(practice + ":") and slot["Option"].startswith(practice + ":")
+                        assert slot["Name"].startswith(practice + ":") and slot["Option"].startswith(
+                            practice + ":"
+                        )
