@@ -286,8 +286,12 @@ def resolve_invoices(
         tables["tracking_options"],
         tables["tracking_categories"],
     )
-    marked = mark_sent_parts(resolved, policy)
-    heads = invoice_heads(candidates, lines, tables["practices"], tables["clients"])
+    # Materialised once: every check below reads the resolved lines, and Polars would otherwise plan
+    # the joins and the sort again for each branch (10x slower on a million lines).
+    marked_df, heads_df = pl.collect_all(
+        [mark_sent_parts(resolved, policy), invoice_heads(candidates, lines, tables["practices"], tables["clients"])]
+    )
+    marked, heads = marked_df.lazy(), heads_df.lazy()
     orphans = tables["invoice_lines"].join(tables["invoices"].select(INVOICE), on=INVOICE, how="anti")
 
     would_send = consolidate_invoice_lines(
@@ -297,8 +301,6 @@ def resolve_invoices(
     )
 
     plan = [
-        marked,
-        heads,
         would_send,
         pl.concat(
             [
@@ -321,7 +323,7 @@ def resolve_invoices(
             how="vertical",
         ),
     ]
-    marked_df, heads_df, would_send_df, invoice_problems_df, global_problems_df = pl.collect_all(plan)
+    would_send_df, invoice_problems_df, global_problems_df = pl.collect_all(plan)
 
     # Xero's limits, judged by Pandera on exactly what would be sent (contact name only without an id).
     limits = _limit_problems(
