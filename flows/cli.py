@@ -51,6 +51,7 @@ def _fail(message: str) -> None:
 
 def _run(fn, *args, **kwargs):
     """Run a flow; the run's own failures end in one line on stderr, never a stack trace."""
+    from flows.accounting import AccountingCheckFailed
     from flows.publish import WarehouseLocked
     from flows.sources import SourceError
     from flows.xero_files import XeroBodyInvalid
@@ -60,7 +61,7 @@ def _run(fn, *args, **kwargs):
         return fn(*args, **kwargs)
     except (SourceError, WarehouseLocked) as problem:
         _fail(str(problem))
-    except (OutputCheckFailed, XeroBodyInvalid) as bug:
+    except (OutputCheckFailed, XeroBodyInvalid, AccountingCheckFailed) as bug:
         _fail(f"stopped, nothing changed: {bug}")
     except OSError as problem:
         _fail(f"stopped, nothing changed: {problem.filename or ''} {problem.strerror or problem}".strip())

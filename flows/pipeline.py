@@ -53,6 +53,11 @@ def write_batches_task(run: Run, only_scope: bool, max_invoices: int, max_bytes:
     return steps.write_batches(run, only_scope, max_invoices, max_bytes)
 
 
+@task(name="check every invoice is accounted for", **TASK)
+def check_run_task(run: Run, scope: steps.Scope) -> None:
+    steps.check_run(run, scope)
+
+
 @task(name="record run", **TASK)
 def record_run_task(run: Run, summary: steps.RunSummary, source: Path) -> steps.RunSummary:
     return steps.record_run(run, summary, source, datetime.now(UTC))
@@ -73,6 +78,7 @@ PLAIN = {
     "chunk": steps.resolve_chunk,
     "finish": steps.finish_resolution,
     "batches": steps.write_batches,
+    "check": steps.check_run,
     "record": _record_now,
 }
 TASKS = {
@@ -82,6 +88,7 @@ TASKS = {
     "chunk": resolve_chunk_task,
     "finish": finish_task,
     "batches": write_batches_task,
+    "check": check_run_task,
     "record": record_run_task,
 }
 
@@ -116,6 +123,7 @@ def run_pipeline(
             summary.batches_written, summary.invoices_batched = count, invoices
             summary.files = [str(settings.out / p) for p in written]
         faults.checkpoint("staged")
+        do["check"](run, scope)
         summary = do["record"](run, summary, settings.source)
     return summary
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from flows import warehouse as wh
+from flows.accounting import check_accounting
 from flows.publish import Run
 from flows.reports import create_views
 from flows.sources import read_source
@@ -377,6 +378,14 @@ def write_batches(
         )
     con.unregister("_ledger")
     return written.batches.height, ledger.height, written.paths
+
+
+def check_run(run: Run, scope: Scope) -> None:
+    """Every invoice accounted for (flows/accounting.py), judged on what the run is about to publish:
+    a nightly or a whole backfill answers for the whole source, a partial backfill for its own scope."""
+    whole = scope.flow == "nightly" or scope.everything
+    keys = None if whole else wh.query(run.con, "select practice_id, invoice_id from _partition")
+    check_accounting(run.con, keys)
 
 
 def record_run(run: Run, summary: RunSummary, source: Path, finished: datetime) -> RunSummary:

@@ -2,7 +2,15 @@
 
 A value that does not parse never stops a run: it becomes null in the typed frame and a row in the
 problems frame (code INVALID_VALUE, or DUPLICATE_KEY for a key seen twice), which `hold_reasons` turns
-into holds on exactly the invoices that depend on it.
+into holds on exactly the invoices that depend on it. Each detail names the file, row, key, column and value.
+
+What counts as not parsing (tests/reliability/matrix.py shows every case): an empty or blank required field;
+an unknown enum value (enums are matched trimmed and case-insensitively); a date that is not YYYY-MM-DD
+(at midnight allowed) within 1900-2099; a decimal with more than 14 digits or 4 places (never rounded), or
+in any other notation (1e3, 1,000, £50); a line whose quantity x unit amount is 10^12 or more; a tracking
+category or option name or a client name that a spreadsheet would run as a formula (Xero matches those
+names exactly, so they cannot be escaped). A repeated invoice of which any copy is approved keeps its first
+row with its status unknown, so it is held with DUPLICATE_KEY rather than hidden behind a draft copy.
 """
 
 from __future__ import annotations
@@ -17,8 +25,6 @@ from transforms.vocabulary import (
     LEDGERS,
     LINE_TYPES,
     OPTION_STATUSES,
-    QUANTITY,
-    UNIT_AMOUNT,
 )
 
 ROW = "_row"  # 1-based data row of the source file (the header is row 0)
@@ -26,7 +32,7 @@ ROW = "_row"  # 1-based data row of the source file (the header is row 0)
 
 @dataclass(frozen=True)
 class Column:
-    kind: str  # text | enum | date | timestamp | decimal | int | bool | currency
+    kind: str  # text | name | enum | date | timestamp | decimal | int | bool | currency
     required: bool = True
     values: tuple[str, ...] = ()
 
@@ -34,6 +40,9 @@ class Column:
 KEY = Column("text")
 TEXT = Column("text")
 OPTIONAL = Column("text", required=False)
+# A name Xero matches exactly (tracking category and option names, contact names): it cannot be escaped,
+# so one a spreadsheet would run as a formula is held until it is renamed (see FORMULA_START).
+NAME = Column("name")
 
 
 def _enum(values: tuple[str, ...]) -> Column:
@@ -45,14 +54,14 @@ TABLES: dict[str, dict[str, Column]] = {
     "tracking_categories": {
         "practice_id": KEY,
         "tracking_category_id": KEY,
-        "name": TEXT,
+        "name": NAME,
         "status": _enum(OPTION_STATUSES),
     },
     "tracking_options": {
         "practice_id": KEY,
         "tracking_option_id": KEY,
         "tracking_category_id": TEXT,
-        "name": TEXT,
+        "name": NAME,
         "status": _enum(OPTION_STATUSES),
     },
     "team_members": {
@@ -72,7 +81,7 @@ TABLES: dict[str, dict[str, Column]] = {
     "clients": {
         "practice_id": KEY,
         "client_id": KEY,
-        "name": TEXT,
+        "name": NAME,
         "xero_contact_id": OPTIONAL,
         "owner_team_member_id": OPTIONAL,
         "tracking_option_id": OPTIONAL,
@@ -117,9 +126,16 @@ KEYS: dict[str, tuple[str, ...]] = {
 }
 
 DECIMAL_PATTERN = r"^[+-]?(\d{1,14})(\.\d{0,4})?$"
+INT_PATTERN = r"^[+-]?\d{1,9}(\.0*)?$"  # 3 and 3.0 (a Parquet float column); never 3.5
 BOOL_TRUE = ("true", "t", "yes", "y", "1")
 BOOL_FALSE = ("false", "f", "no", "n", "0")
 FIRST_DATE, LAST_DATE = pl.date(1900, 1, 1), pl.date(2099, 12, 31)
+# A date, or a date at midnight as spreadsheets and Parquet timestamps write it: 2026-01-15 00:00:00.
+DATE_PATTERN = r"^(\d{4}-\d{2}-\d{2})(?:[T ]00:00(?::00(?:\.0*)?)?Z?)?$"
+# Text a spreadsheet runs as a formula when the CSV is opened (OWASP "CSV injection").
+FORMULA_START = r"^[=+\-@\t\r]"
+# quantity x unit_amount must fit Xero's amounts and a 12-digit total of many lines: at most 10^12.
+MAX_LINE_AMOUNT = 10**12
 
 # The problems frame: one row per value that does not parse, or per row whose key is repeated.
 PROBLEM_SCHEMA = {
@@ -140,8 +156,8 @@ def _parsed(name: str, col: Column) -> pl.Expr:
     raw = pl.col(name)
     trimmed = raw.str.strip_chars()
     match col.kind:
-        case "text":
-            return raw
+        case "text" | "name":
+            return pl.when(trimmed != "").then(raw)  # an empty or blank field is null (contract §2)
         case "enum":
             lowered = trimmed.str.to_lowercase()
             canonical = {v.lower(): v for v in col.values}
@@ -150,7 +166,7 @@ def _parsed(name: str, col: Column) -> pl.Expr:
             upper = trimmed.str.to_uppercase()
             return pl.when(upper.is_in(sorted(CURRENCIES))).then(upper)
         case "date":
-            date = trimmed.str.to_date("%Y-%m-%d", strict=False)
+            date = trimmed.str.extract(DATE_PATTERN, 1).str.to_date("%Y-%m-%d", strict=False)
             return pl.when(date.is_between(FIRST_DATE, LAST_DATE)).then(date)
         case "timestamp":
             return _parse_timestamp(trimmed)
@@ -158,7 +174,8 @@ def _parsed(name: str, col: Column) -> pl.Expr:
             ok = trimmed.str.contains(DECIMAL_PATTERN)
             return pl.when(ok).then(trimmed).cast(pl.Decimal(18, 4), strict=False)
         case "int":
-            return trimmed.cast(pl.Int32, strict=False)
+            whole = trimmed.str.replace(r"\.0*$", "")
+            return pl.when(trimmed.str.contains(INT_PATTERN)).then(whole).cast(pl.Int32, strict=False)
         case "bool":
             lowered = trimmed.str.to_lowercase()
             return (
@@ -172,11 +189,22 @@ def _parsed(name: str, col: Column) -> pl.Expr:
 
 
 def _parse_timestamp(text: pl.Expr) -> pl.Expr:
-    """ISO-8601 in UTC; an offset is honoured, a naive time is taken as UTC."""
-    with_zone = text.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%#z", time_zone="UTC", strict=False)
-    normal = text.str.replace(r"Z$", "").str.replace(" ", "T")
-    naive = normal.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False).dt.replace_time_zone("UTC")
-    return pl.coalesce(with_zone, naive).dt.cast_time_unit("us")
+    """ISO-8601 in UTC; an offset is honoured, a naive time is taken as UTC, a bare date is midnight UTC."""
+    normal = text.str.replace(" ", "T")
+    with_zone = normal.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%#z", time_zone="UTC", strict=False)
+    naive = normal.str.replace(r"Z$", "")
+    seconds = naive.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False)
+    minutes = naive.str.to_datetime("%Y-%m-%dT%H:%M", strict=False)
+    day = (
+        pl.when(naive.str.contains(r"^\d{4}-\d{2}-\d{2}$"))
+        .then(naive)
+        .str.to_datetime("%Y-%m-%d", strict=False)
+    )
+    parsed = pl.coalesce(
+        with_zone.dt.cast_time_unit("us"),
+        pl.coalesce(seconds, minutes, day).dt.cast_time_unit("us").dt.replace_time_zone("UTC"),
+    )
+    return pl.when(parsed.dt.date().is_between(FIRST_DATE, LAST_DATE)).then(parsed)
 
 
 def _reason(col: Column) -> str:
@@ -184,9 +212,9 @@ def _reason(col: Column) -> str:
         "enum": f"is not one of {', '.join(col.values)}",
         "currency": "is not an ISO 4217 currency Xero accepts",
         "date": "is not a date YYYY-MM-DD between 1900 and 2099",
-        "timestamp": "is not an ISO-8601 timestamp",
+        "timestamp": "is not an ISO-8601 timestamp between 1900 and 2099",
         "decimal": "is not a decimal with at most 14 digits before and 4 after the point",
-        "int": "is not a whole number",
+        "int": "is not a whole number of at most 9 digits",
         "bool": "is not true or false",
     }.get(col.kind, "is not valid")
 
@@ -196,10 +224,12 @@ def parse_table(table: str, raw: pl.LazyFrame, file_name: str) -> tuple[pl.LazyF
     spec = TABLES[table]
     keys = KEYS[table]
     typed = raw.with_columns(_parsed(name, col).alias(name) for name, col in spec.items())
+    row_checks = ROW_CHECKS.get(table, {})
     checked = raw.select(
         ROW,
         *(pl.col(k).alias(f"_key_{k}") for k in keys),
         *(_bad_value(name, col).alias(f"_bad_{name}") for name, col in spec.items()),
+        *(check().alias(f"_bad_{name}") for name, check in row_checks.items()),
     )
     bad = pl.concat(
         [
@@ -209,7 +239,7 @@ def parse_table(table: str, raw: pl.LazyFrame, file_name: str) -> tuple[pl.LazyF
                 pl.lit(name).alias("column"),
                 pl.col(f"_bad_{name}").alias("value"),
             )
-            for name in spec
+            for name in [*spec, *row_checks]
         ],
         how="vertical",
         # polars 1.44 panics ("assertion failed: i < self.len()") formatting string columns made of
@@ -225,21 +255,56 @@ def parse_table(table: str, raw: pl.LazyFrame, file_name: str) -> tuple[pl.LazyF
         _maybe(keys, "line_id"),
         pl.lit("INVALID_VALUE").alias("code"),
         pl.col("column"),
-        pl.format(
-            "{} row {} ({} '{}'): {} {}",
-            pl.lit(file_name),
+        _say(
+            f"{file_name} row ",
             pl.col(ROW),
-            pl.lit(keys[-1]),
+            f" ({keys[-1]} '",
             pl.col(keys[-1]),
+            "'): ",
             pl.col("column"),
+            " ",
             pl.col("value"),
         ).alias("detail"),
     )
     duplicates, unique = _split_duplicates(table, typed, keys, file_name)
+    blank_is_null = {"practice_id", "key", "invoice_id", "line_id"}  # as in the typed frame
     problems = pl.concat([invalid, duplicates], how="vertical").select(
-        [pl.col(c).cast(t) for c, t in PROBLEM_SCHEMA.items()]
+        [
+            (pl.when(pl.col(c).str.strip_chars() != "").then(pl.col(c)) if c in blank_is_null else pl.col(c))
+            .cast(t)
+            .alias(c)
+            for c, t in PROBLEM_SCHEMA.items()
+        ]
     )
     return unique, problems
+
+
+def _line_amount_too_large() -> pl.Expr:
+    """quantity x unit_amount beyond MAX_LINE_AMOUNT: Xero cannot take it, and a total would overflow."""
+    quantity = _parsed("quantity", TABLES["invoice_lines"]["quantity"]).cast(pl.Decimal(38, 4))
+    unit = _parsed("unit_amount", TABLES["invoice_lines"]["unit_amount"]).cast(pl.Decimal(38, 4))
+    amount = (quantity * unit).abs()
+    return pl.when(amount >= MAX_LINE_AMOUNT).then(
+        _say(
+            "'",
+            pl.col("quantity").str.strip_chars(),
+            "' x '",
+            pl.col("unit_amount").str.strip_chars(),
+            f"' is {MAX_LINE_AMOUNT:,} or more; check the line's quantity and unit amount",
+        )
+    )
+
+
+# Checks across the columns of a row, reported as INVALID_VALUE of a pseudo-column.
+ROW_CHECKS = {"invoice_lines": {"quantity x unit_amount": _line_amount_too_large}}
+
+
+def _say(*parts: str | pl.Expr) -> pl.Expr:
+    """A detail sentence from text and columns; a null column reads as empty, never nulls the sentence.
+
+    (`pl.concat_str`, not `pl.format`: polars 1.44 panics formatting string columns of several chunks.)
+    """
+    return pl.concat_str([pl.lit(p) if isinstance(p, str) else p.cast(pl.Utf8).fill_null("") for p in parts])
 
 
 def _maybe(keys: tuple[str, ...], name: str) -> pl.Expr:
@@ -249,20 +314,37 @@ def _maybe(keys: tuple[str, ...], name: str) -> pl.Expr:
 def _bad_value(name: str, col: Column) -> pl.Expr:
     """A description of what is wrong with the value (`'abc' is not a decimal ...`), null when it is fine."""
     raw = pl.col(name)
-    quoted = pl.format("'{}'", raw.str.slice(0, 80))
+    shown = raw.str.slice(0, 80).str.replace_all(r"[\r\n\t]", " ")
+    quoted = _say(
+        "'", shown, pl.when(raw.str.len_chars() > 80).then(pl.lit("...")).otherwise(pl.lit("")), "'"
+    )
     missing = raw.is_null() | (raw.str.strip_chars() == "")
     if col.kind == "text":
         return pl.when(missing & col.required).then(pl.lit("is empty"))
+    if col.kind == "name":
+        formula = raw.str.contains(FORMULA_START)
+        return (
+            pl.when(missing & col.required)
+            .then(pl.lit("is empty"))
+            .when(formula)
+            .then(
+                _say(
+                    quoted,
+                    " starts with = + - @ or a tab, which a spreadsheet runs as a formula; Xero matches this "
+                    "name exactly, so it cannot be escaped: rename it in Xero and in the practice app",
+                )
+            )
+        )
     parsed = _parsed(name, col)
     unparsed = raw.is_not_null() & (raw.str.strip_chars() != "") & parsed.is_null()
     if col.kind == "decimal":
         too_fine = raw.str.strip_chars().str.contains(r"\.\d{5,}$")
-        reason = pl.when(too_fine).then(pl.lit("has more than 4 decimal places")).otherwise(
-            pl.lit(_reason(col))
+        reason = (
+            pl.when(too_fine).then(pl.lit("has more than 4 decimal places")).otherwise(pl.lit(_reason(col)))
         )
     else:
         reason = pl.lit(_reason(col))
-    expr = pl.when(unparsed).then(pl.format("{} {}", quoted, reason))
+    expr = pl.when(unparsed).then(_say(quoted, " ", reason))
     if col.required:
         expr = expr.when(missing).then(pl.lit("is empty"))
     return expr
@@ -274,12 +356,28 @@ def _split_duplicates(
     """Rows whose key is repeated become DUPLICATE_KEY problems; the first row of each key is kept."""
     counted = typed.with_columns(
         pl.len().over(keys).alias("_copies"),
+        *(
+            # Which copy of a repeated invoice is the real one is unknown: when any copy would be exported,
+            # the kept one is too (status unknown, so held with DUPLICATE_KEY), never hidden behind a draft.
+            [
+                ((pl.col("status") == "approved") | pl.col("status").is_null())
+                .any()
+                .over(keys)
+                .alias("_exportable")
+            ]
+            if table == "invoices"
+            else []
+        ),
         pl.col(ROW).min().over(keys).alias("_first_row"),
-        pl.col(ROW).sort().cast(pl.Utf8).str.join(", ").over(keys).alias("_rows"),
     )
     dupes = counted.filter((pl.col("_copies") > 1) & pl.all_horizontal(pl.col(k).is_not_null() for k in keys))
-    key_text = pl.concat_str([pl.format("{} '{}'", pl.lit(k), pl.col(k)) for k in keys[-1:]], separator=", ")
-    problems = dupes.filter(pl.col(ROW) == pl.col("_first_row")).select(
+    # The rows of each repeated key, joined only for the (few) repeated keys: a window over every key
+    # would cost seconds per million rows.
+    grouped = dupes.group_by(keys).agg(
+        pl.col(ROW).min(),
+        pl.col(ROW).sort().cast(pl.Utf8).str.join(", ").alias("_rows"),
+    )
+    problems = grouped.select(
         pl.lit(table).alias("table"),
         pl.col(ROW).cast(pl.Int64),
         pl.col("practice_id"),
@@ -288,16 +386,20 @@ def _split_duplicates(
         _maybe(keys, "line_id"),
         pl.lit("DUPLICATE_KEY").alias("code"),
         pl.lit(keys[-1]).alias("column"),
-        pl.format(
-            "{} rows {} share {} in practice '{}'",
-            pl.lit(file_name),
+        _say(
+            f"{file_name} rows ",
             pl.col("_rows"),
-            key_text,
+            f" share {keys[-1]} '",
+            pl.col(keys[-1]),
+            "' in practice '",
             pl.col("practice_id"),
+            "'; keep one row per key",
         ).alias("detail"),
     )
     identified = pl.all_horizontal(pl.col(k).is_not_null() for k in keys)
-    unique = counted.filter(identified & (pl.col(ROW) == pl.col("_first_row"))).drop(
-        "_copies", "_first_row", "_rows"
-    )
-    return problems, unique
+    unique = counted.filter(identified & (pl.col(ROW) == pl.col("_first_row")))
+    if table == "invoices":
+        repeated = (pl.col("_copies") > 1) & pl.col("_exportable")
+        unique = unique.with_columns(pl.when(repeated).then(None).otherwise(pl.col("status")).alias("status"))
+        unique = unique.drop("_exportable")
+    return problems, unique.drop("_copies", "_first_row")

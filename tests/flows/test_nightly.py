@@ -160,3 +160,23 @@ def test_nightly_picks_up_an_invoice_it_never_saw_even_with_an_old_updated_at(wo
     assert _query(settings, "select invoice_state from invoice_tracking where invoice_id = 'late'") == [
         ("ready",)
     ]
+
+
+def test_a_run_whose_accounting_check_fails_publishes_nothing(world, monkeypatch):
+    from flows import accounting, steps
+
+    builder, settings, run = world
+    run()
+    before_tables, before_files = tables(settings.warehouse), files(settings.out)
+    _set(builder, "invoices", {"invoice_id": "i2"}, updated_at="2026-02-01T10:00:00Z")
+    _set(builder, "invoice_lines", {"invoice_id": "i2", "line_id": "l1"}, unit_amount="120.00")
+
+    def lose_an_invoice(con, keys):
+        con.execute("delete from invoice_tracking where invoice_id = 'i2'")
+        accounting.check_accounting(con, keys)
+
+    monkeypatch.setattr(steps, "check_accounting", lose_an_invoice)
+    with pytest.raises(accounting.AccountingCheckFailed, match="i2"):
+        run()
+    assert_same_tables(before_tables, tables(settings.warehouse))
+    assert files(settings.out) == before_files

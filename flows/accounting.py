@@ -1,0 +1,224 @@
+"""Every invoice accounted for: the check a run makes on its working warehouse before it publishes anything.
+
+After a run, every exportable invoice of the source (an approved invoice, or one whose status did not parse,
+with a practice_id and an invoice_id) must be in exactly one state in `invoice_tracking` (ready, held or
+not_xero), a held one with an open error in `exceptions` and a ready one with none, and each of its lines
+in exactly one `line_tracking` row carrying the same state; a line of the source whose invoice does not
+exist must be an ORPHAN_LINE in `exceptions`. A line that cannot be told apart (no line_id, or no
+practice_id) must keep every invoice it may belong to from being sent as ready, since the invoice would
+reach Xero without it.
+
+Scope: `run_scope_keys` is the set of (practice_id, invoice_id) the run promised to account for; None
+means the whole source. The source tables (`raw_*`) always hold the whole source of this run, but a
+backfill over a date range or a practice only recomputes its own invoices, so an invoice outside that range
+may rightly be absent (never computed yet) or reflect the source of the run that last computed it; it is
+not judged against this source. Nightly runs and backfills without a range pass None: then every
+exportable invoice of the source must be accounted for, which is what catches an invoice a nightly never
+picks up (one exported late with an old updated_at). Orphan lines are recomputed by every run, so they
+are checked whatever the scope.
+
+The check reads only the warehouse (DuckDB SQL), so it judges what would be published, not what the
+resolution meant to write.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import duckdb
+import polars as pl
+
+SHOWN = 3  # offending keys named in the message
+
+# The source, as the checks see it (temp tables of the run, built in this order). Mirrors
+# transforms.parse_sources: an id is there when it is not blank; a status parses when, trimmed and
+# lower-cased, it is one of the contract's; an invoice with any exportable copy is exportable.
+_SOURCE: dict[str, str] = {
+    "raw_inv": """
+        select practice_id, invoice_id,
+               lower(trim(status)) in ('draft', 'approved', 'void') as status_parses,
+               lower(trim(status)) = 'approved' as approved
+        from raw_invoices
+        where trim(practice_id) <> '' and trim(invoice_id) <> ''
+    """,
+    "invoice_keys": "select distinct practice_id, invoice_id from raw_inv",
+    "in_scope": """
+        select practice_id, invoice_id from raw_inv
+        {scope_filter}
+        group by all
+        having bool_or(approved or status_parses is not true)
+    """,
+    "raw_lines": """
+        select practice_id, invoice_id, line_id,
+               trim(practice_id) <> '' as has_practice,
+               trim(invoice_id) <> '' as has_invoice,
+               trim(line_id) <> '' as has_line
+        from raw_invoice_lines
+    """,
+    "source_lines": """
+        select distinct l.practice_id, l.invoice_id, l.line_id
+        from raw_lines l join in_scope s using (practice_id, invoice_id)
+        where l.has_line is true
+    """,
+}
+
+_CHECKS: dict[str, str] = {
+    # every exportable invoice of the source is in exactly one state
+    "approved invoices of the source are in no state in invoice_tracking": """
+        select s.practice_id, s.invoice_id, null as line_id from in_scope s
+        where not exists (select 1 from invoice_tracking t
+                          where t.practice_id = s.practice_id and t.invoice_id = s.invoice_id)
+    """,
+    "invoices are in more than one state, or in one that is not ready, held or not_xero": """
+        select t.practice_id, t.invoice_id, null as line_id
+        from invoice_tracking t join in_scope s using (practice_id, invoice_id)
+        group by all
+        having count(*) <> 1 or bool_or(coalesce(t.invoice_state, '') not in ('ready', 'held', 'not_xero'))
+    """,
+    "held invoices have no open error in exceptions saying why": """
+        select t.practice_id, t.invoice_id, null as line_id
+        from invoice_tracking t join in_scope s using (practice_id, invoice_id)
+        where t.invoice_state = 'held'
+          and not exists (select 1 from exceptions e
+                          where e.practice_id = t.practice_id and e.invoice_id = t.invoice_id
+                            and e.severity = 'error')
+    """,
+    "ready invoices have an open error in exceptions": """
+        select t.practice_id, t.invoice_id, null as line_id
+        from invoice_tracking t join in_scope s using (practice_id, invoice_id)
+        where t.invoice_state = 'ready'
+          and exists (select 1 from exceptions e
+                      where e.practice_id = t.practice_id and e.invoice_id = t.invoice_id
+                        and e.severity = 'error')
+    """,
+    # every line of such an invoice is in exactly one line_tracking row, with its invoice's state
+    "lines of the source are not in line_tracking": """
+        select l.practice_id, l.invoice_id, l.line_id from source_lines l
+        where not exists (select 1 from line_tracking t
+                          where t.practice_id = l.practice_id and t.invoice_id = l.invoice_id
+                            and t.line_id = l.line_id)
+    """,
+    "lines are in more than one line_tracking row": """
+        select t.practice_id, t.invoice_id, t.line_id
+        from line_tracking t join in_scope s using (practice_id, invoice_id)
+        group by all having count(*) > 1
+    """,
+    "line_tracking rows are not lines of the source": """
+        select t.practice_id, t.invoice_id, t.line_id
+        from line_tracking t join in_scope s using (practice_id, invoice_id)
+        where not exists (select 1 from source_lines l
+                          where l.practice_id = t.practice_id and l.invoice_id = t.invoice_id
+                            and l.line_id = t.line_id)
+    """,
+    "line_tracking rows disagree with their invoice's state": """
+        select l.practice_id, l.invoice_id, l.line_id
+        from line_tracking l join invoice_tracking t using (practice_id, invoice_id)
+        join in_scope s using (practice_id, invoice_id)
+        where l.invoice_state is distinct from t.invoice_state
+    """,
+    "line_tracking rows belong to no invoice in invoice_tracking": """
+        select l.practice_id, l.invoice_id, l.line_id from line_tracking l
+        where not exists (select 1 from invoice_tracking t
+                          where t.practice_id = l.practice_id and t.invoice_id = l.invoice_id)
+    """,
+    # a line that cannot be told apart keeps its invoice (any practice's, without a practice_id) from Xero
+    "ready invoices have a line of the source without a line_id or practice_id": """
+        select t.practice_id, t.invoice_id, null as line_id
+        from invoice_tracking t join in_scope s using (practice_id, invoice_id)
+        where t.invoice_state = 'ready'
+          and exists (select 1 from raw_lines l
+                      where l.invoice_id = t.invoice_id and l.has_invoice is true
+                        and ((l.practice_id = t.practice_id and l.has_line is not true)
+                             or l.has_practice is not true))
+    """,
+    # a line whose invoice does not exist is an ORPHAN_LINE
+    "orphan lines of the source are not in exceptions": """
+        select l.practice_id, l.invoice_id, l.line_id from raw_lines l
+        where l.has_practice and l.has_invoice and l.has_line
+          and not exists (select 1 from invoice_keys k
+                          where k.practice_id = l.practice_id and k.invoice_id = l.invoice_id)
+          and not exists (select 1 from exceptions e
+                          where e.code = 'ORPHAN_LINE' and e.practice_id = l.practice_id
+                            and e.line_id = l.line_id)
+    """,
+}
+
+
+def _shared(sql: str) -> str:
+    """SQL reading the run's temp tables of the source (`in_scope` -> `_acc_in_scope`, ...)."""
+    for name in _SOURCE:
+        sql = re.sub(rf"\b{name}\b", f"_acc_{name}", sql)
+    return sql
+
+
+class AccountingCheckFailed(RuntimeError):
+    """An invoice or line of the source is not accounted for: a bug, so the run publishes nothing."""
+
+
+@dataclass
+class Unaccounted:
+    """One check that failed: what it says, how many rows, and the first (practice, invoice[, line]) keys."""
+
+    what: str
+    count: int
+    keys: list[tuple[str, ...]]
+
+
+def unaccounted(
+    con: duckdb.DuckDBPyConnection, run_scope_keys: pl.DataFrame | None = None, shown: int = SHOWN
+) -> list[Unaccounted]:
+    """Every check of the module docstring that fails in the warehouse of `con`; empty when all pass."""
+    tables = {row[0] for row in con.execute("select table_name from duckdb_tables()").fetchall()}
+    needed = {"raw_invoices", "raw_invoice_lines", "invoice_tracking", "line_tracking", "exceptions"}
+    if not needed <= tables:
+        return [Unaccounted(f"the warehouse has no {', '.join(sorted(needed - tables))}", 0, [])]
+    scope_filter = ""
+    if run_scope_keys is not None:
+        con.register("_accounting_scope", run_scope_keys.select("practice_id", "invoice_id").to_arrow())
+        scope_filter = "semi join _accounting_scope k using (practice_id, invoice_id)"
+    try:
+        # The source's invoices and lines, read once into temp tables the checks share.
+        for name, sql in _SOURCE.items():
+            source_sql = _shared(sql.format(scope_filter=scope_filter))
+            con.execute(f"create or replace temp table _acc_{name} as {source_sql}")
+        failures = []
+        for what, sql in _CHECKS.items():
+            sql = _shared(sql)
+            rows = con.execute(f"select * from ({sql}) order by all limit {shown + 1}").fetchall()
+            if rows:
+                count = con.execute(f"select count(*) from ({sql})").fetchone()[0]
+                failures.append(
+                    Unaccounted(what, count, [tuple(p for p in r if p is not None) for r in rows])
+                )
+        return failures
+    finally:
+        for name in _SOURCE:
+            con.execute(f"drop table if exists _acc_{name}")
+        if run_scope_keys is not None:
+            con.unregister("_accounting_scope")
+
+
+def check_accounting(con: duckdb.DuckDBPyConnection, run_scope_keys: pl.DataFrame | None = None) -> None:
+    """Raise AccountingCheckFailed (one line) unless every exportable invoice in scope is accounted for.
+
+    `run_scope_keys`: the (practice_id, invoice_id) pairs the run recomputed; None for the whole source.
+    """
+    failures = unaccounted(con, run_scope_keys)
+    if failures:
+        raise AccountingCheckFailed(
+            "accounting check failed: "
+            + "; ".join(
+                (f"{f.count} {f.what}" if f.count else f.what) + (f" ({_keys(f.keys)})" if f.keys else "")
+                for f in failures
+            )
+            + "; nothing was published (`trackline backfill` recomputes every invoice; "
+            + "if this persists, report it)"
+        )
+
+
+def _keys(rows: list[tuple]) -> str:
+    shown = [
+        re.sub(r"[\x00-\x1f\x7f]", " ", "/".join(str(part)[:60] for part in row)) for row in rows[:SHOWN]
+    ]
+    return ", ".join(shown) + (", ..." if len(rows) > SHOWN else "")
