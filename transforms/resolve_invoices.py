@@ -289,7 +289,10 @@ def resolve_invoices(
     # Materialised once: every check below reads the resolved lines, and Polars would otherwise plan
     # the joins and the sort again for each branch (10x slower on a million lines).
     marked_df, heads_df = pl.collect_all(
-        [mark_sent_parts(resolved, policy), invoice_heads(candidates, lines, tables["practices"], tables["clients"])]
+        [
+            mark_sent_parts(resolved, policy),
+            invoice_heads(candidates, lines, tables["practices"], tables["clients"]),
+        ]
     )
     marked, heads = marked_df.lazy(), heads_df.lazy()
     orphans = tables["invoice_lines"].join(tables["invoices"].select(INVOICE), on=INVOICE, how="anti")
