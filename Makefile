@@ -1,5 +1,5 @@
 # The only commands a newcomer needs. Each target sets itself up on a fresh machine.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -10,7 +10,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 .PHONY: setup demo test lint bench reliability report clean
 
 $(STAMP): pyproject.toml constraints.txt
-	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON)"; exit 1; }
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' || { echo "needs Python 3.11"; exit 1; }
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
@@ -37,3 +37,6 @@ bench: $(STAMP)
 
 reliability: $(STAMP)
 	$(BIN)/python -m tests.reliability.figures
+
+report: $(STAMP)
+	$(BIN)/trackline report
