@@ -49,8 +49,8 @@ def finish_task(run: Run, files: dict[str, str], scope: steps.Scope, plan: steps
 
 
 @task(name="write xero batches", **TASK)
-def write_batches_task(run: Run, only_scope: bool, max_invoices: int, max_bytes: int):
-    return steps.write_batches(run, only_scope, max_invoices, max_bytes)
+def write_batches_task(run: Run, only_scope: bool, max_invoices: int, max_bytes: int, chunk_lines: int):
+    return steps.write_batches(run, only_scope, max_invoices, max_bytes, chunk_lines)
 
 
 @task(name="check every invoice is accounted for", **TASK)
@@ -118,7 +118,11 @@ def run_pipeline(
         faults.checkpoint("resolved")
         if emit_batches:
             count, invoices, written = do["batches"](
-                run, scope.flow != "nightly", settings.batch_max_invoices, settings.batch_max_bytes
+                run,
+                scope.flow != "nightly",
+                settings.batch_max_invoices,
+                settings.batch_max_bytes,
+                settings.chunk_lines,
             )
             summary.batches_written, summary.invoices_batched = count, invoices
             summary.files = [str(settings.out / p) for p in written]
