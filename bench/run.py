@@ -1,0 +1,774 @@
+"""`make bench`: trackline against a DuckDB SQL peer and a pandas peer, on the same generated data.
+
+    python -m bench.run                                  # sizes 1M and 10M (see --help for the rest)
+    python -m bench.run --sizes 10k --repeats 1          # a smoke run in a minute
+
+Every measured piece runs in a fresh Python process, one at a time, so that its peak memory (the child's
+`ru_maxrss`, from `os.wait4`) is its own; a watchdog kills a piece whose resident memory passes
+`--memory-limit-gb` (the machine is shared) and records that it did not fit. Wall times are
+`time.perf_counter()` around the measured call only: data is loaded, and modules imported, before it.
+
+Pieces, per size:
+  core      trackline's resolution core: text frames in memory -> parse_table per table ->
+            resolve_invoices (scope None, policy hold) -> Pandera validation of the output tables. Above
+            --chunk-lines source lines it resolves chunk by chunk, as the pipeline does.
+  duckdb    bench/peer_duckdb.sql on raw tables already in an in-memory DuckDB.
+  pandas    bench/peer_pandas.py on DataFrames already in memory.
+  agree     the three per-line results, row for row (written aside after timing, compared by DuckDB).
+  backfill  `run_pipeline(Scope("backfill"), emit_batches=False)` from the Parquet source on a new warehouse.
+  fixed     the same backfill on an empty source (size 0): the fixed cost of a run.
+  batches   a backfill with --emit-batches; the batch-writing step is timed on its own.
+  nightly   10,000 invoices changed on top of the warehouse the batches piece left (every ready invoice
+            batched), against the same nightly from an empty warehouse with only those invoices.
+
+Results go to bench/results/<timestamp>.json and a table on stdout. Nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from contextlib import suppress
+from datetime import UTC, datetime
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+DATA = BENCH / "data"
+WORK = DATA / "work"
+RESULTS = BENCH / "results"
+MARK = "BENCH-RESULT "
+
+TARGETS = {
+    "core_vs_duckdb_time": ("<=", 1.0),
+    "core_vs_duckdb_memory": ("<=", 1.0),
+    "pandas_vs_core_time": (">=", 5.0),
+    "backfill_less_fixed_vs_duckdb": ("<=", 3.0),
+    "nightly_vs_empty": ("<=", 1.5),
+    "batch_invoices_per_second": (">=", 50_000),
+}
+
+
+# Measuring inside a child -------------------------------------------------------------------------------
+
+
+def rss_mb(field: str = "VmRSS") -> float:
+    """This process's resident memory now (VmRSS) or at its peak (VmHWM), in MiB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _emit(result: dict) -> None:
+    # VmHWM: the peak of this process's own address space (since exec). The parent's ru_maxrss of a child
+    # is not used: Linux carries the parent's peak at fork into it.
+    result["peak_rss_mb"] = rss_mb("VmHWM")
+    print(MARK + json.dumps(result, default=str), flush=True)
+
+
+def _warm_imports() -> None:
+    """Import everything the measured calls use, so that no import is timed."""
+    import pandera.polars  # noqa: F401
+    import polars  # noqa: F401
+
+    import transforms.resolve_invoices  # noqa: F401
+    import transforms.schemas  # noqa: F401
+
+
+def work_core(args: argparse.Namespace) -> dict:
+    from bench import agreement
+
+    _warm_imports()
+    frames, files = agreement.read_frames(args.source)
+    gc.collect()
+    loaded = rss_mb()
+    writer = agreement.ChunkWriter(args.write_result) if args.write_result else None
+    started, cpu = time.perf_counter(), time.process_time()
+    summary = agreement.trackline_core_chunks(frames, files, chunk_lines=args.chunk_lines, sink=writer)
+    seconds = time.perf_counter() - started - summary["sink_seconds"]
+    cpu = time.process_time() - cpu - summary["sink_seconds"]
+    return {"seconds": seconds, "cpu_seconds": cpu, "rss_loaded_mb": loaded, **summary}
+
+
+def work_duckdb(args: argparse.Namespace) -> dict:
+    from bench import agreement, peer_duckdb
+
+    con = peer_duckdb.connect(memory_limit=args.duckdb_memory)
+    peer_duckdb.load_files(con, args.source)
+    gc.collect()
+    loaded = rss_mb()
+    started, cpu = time.perf_counter(), time.process_time()
+    rows = peer_duckdb.resolve(con)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    if args.write_result:
+        agreement.write_canonical(agreement.from_duckdb(peer_duckdb.result(con)), args.write_result)
+    return {"seconds": seconds, "cpu_seconds": cpu, "rss_loaded_mb": loaded, "rows": rows}
+
+
+def work_pandas(args: argparse.Namespace) -> dict:
+    from bench import agreement, peer_pandas
+
+    frames = peer_pandas.read_source(args.source)
+    gc.collect()
+    loaded = rss_mb()
+    started, cpu = time.perf_counter(), time.process_time()
+    result = peer_pandas.resolve(frames)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    rows = len(result)
+    if args.write_result:
+        del frames
+        agreement.write_canonical(agreement.from_pandas(result), args.write_result)
+    return {"seconds": seconds, "cpu_seconds": cpu, "rss_loaded_mb": loaded, "rows": rows}
+
+
+def _instrument() -> dict[str, float]:
+    """Time each step of flows.pipeline (its table of plain steps) and the warehouse copy of atomic_run."""
+    import flows.pipeline as pipeline
+    import flows.publish as publish
+
+    stages: dict[str, float] = {}
+
+    def timed(name, fn):
+        def call(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                stages[name] = stages.get(name, 0.0) + time.perf_counter() - started
+
+        return call
+
+    plain = getattr(pipeline, "PLAIN", None)
+    if isinstance(plain, dict):
+        for name, fn in list(plain.items()):
+            plain[name] = timed(name, fn)
+    publish.shutil.copyfile = timed("copy warehouse", publish.shutil.copyfile)
+    return stages
+
+
+def work_pipeline(args: argparse.Namespace) -> dict:
+    from flows.pipeline import run_pipeline
+    from flows.settings import Settings
+    from flows.steps import Scope
+
+    _warm_imports()
+    warehouse, out = Path(args.warehouse), Path(args.out)
+    for leftover in warehouse.parent.glob(warehouse.name + "*"):
+        leftover.unlink()
+    shutil.rmtree(out, ignore_errors=True)
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    if args.start_from:
+        shutil.copyfile(args.start_from, warehouse)
+    overrides = {"chunk_lines": args.chunk_lines} if args.chunk_lines else {}
+    settings = Settings(source=Path(args.source), warehouse=warehouse, out=out, **overrides)
+    stages = _instrument()
+    gc.collect()
+    loaded = rss_mb()
+    started, cpu = time.perf_counter(), time.process_time()
+    summary = run_pipeline(settings, Scope(args.flow), emit_batches=args.emit, as_tasks=False)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    stages["rest (lock, migrations, checkpoint, commit, moves)"] = seconds - sum(stages.values())
+    if args.keep:
+        shutil.copyfile(warehouse, args.keep)
+    found = summary.as_dict()
+    found["files"] = len(found.get("files") or [])
+    size = sum(p.stat().st_size for p in warehouse.parent.glob(warehouse.name + "*"))
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "rss_loaded_mb": loaded,
+        "stages": stages,
+        "summary": found,
+        "warehouse_mb": size / 2**20,
+    }
+
+
+PRESEND = """
+begin;
+insert into xero_batches
+select 'presend-' || practice_id, practice_id, 'bench-presend', 'presend', 'presend', count(*), 0, 0, now()
+from xero_invoices where batch_id is null group by practice_id;
+insert into export_ledger
+select i.practice_id, i.invoice_id, t.digest, 'presend-' || i.practice_id, 'bench-presend', now()
+from xero_invoices i join invoice_tracking t using (practice_id, invoice_id)
+where i.batch_id is null and t.invoice_state = 'ready';
+update xero_invoices set batch_id = 'presend-' || practice_id where batch_id is null;
+update xero_line_items set batch_id = 'presend-' || practice_id where batch_id is null;
+commit;
+checkpoint;
+"""
+
+
+def work_presend(args: argparse.Namespace) -> dict:
+    """Mark every ready invoice of a backfilled warehouse as sent in an earlier batch (ledger, batch ids),
+    as years of nightly runs would have left it, without writing the files: the nightly then batches only
+    what it changes. (Writing those batches for real is the batches piece; at 10M it would take an hour.)"""
+    import duckdb
+
+    con = duckdb.connect(args.warehouse)
+    try:
+        pending = con.execute("select count(*) from xero_invoices where batch_id is null").fetchone()[0]
+        con.execute(PRESEND)
+    finally:
+        con.close()
+    return {"seconds": 0.0, "marked_sent": pending}
+
+
+def work_agree(args: argparse.Namespace) -> dict:
+    from bench import agreement
+
+    return agreement.compare_files(args.left, args.right, names=tuple(args.names.split(",")))
+
+
+def work_profile(args: argparse.Namespace) -> dict:
+    from bench import agreement
+
+    _warm_imports()
+    return agreement.profile_core(args.source, top=args.top)
+
+
+WORKERS = {
+    "core": work_core,
+    "duckdb": work_duckdb,
+    "pandas": work_pandas,
+    "pipeline": work_pipeline,
+    "agree": work_agree,
+    "presend": work_presend,
+    "profile": work_profile,
+}
+
+
+def worker_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="bench.run worker")
+    parser.add_argument("piece", choices=sorted(WORKERS))
+    parser.add_argument("--source", type=Path)
+    parser.add_argument("--write-result")
+    parser.add_argument("--chunk-lines", type=int)
+    parser.add_argument("--duckdb-memory")
+    parser.add_argument("--warehouse")
+    parser.add_argument("--out")
+    parser.add_argument("--flow", default="backfill")
+    parser.add_argument("--emit", action="store_true")
+    parser.add_argument("--start-from")
+    parser.add_argument("--keep")
+    parser.add_argument("--left")
+    parser.add_argument("--right")
+    parser.add_argument("--names", default="left,right")
+    parser.add_argument("--top", type=int, default=15)
+    args = parser.parse_args(argv)
+    _emit(WORKERS[args.piece](args))
+    return 0
+
+
+# The parent: one child at a time ------------------------------------------------------------------------
+
+
+class LoadSampler:
+    """The 1-minute load average every few seconds, for the report (other people use this machine)."""
+
+    def __init__(self, every: float = 5.0) -> None:
+        self.samples: list[float] = []
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append(os.getloadavg()[0])
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> LoadSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> dict:
+        if not self.samples:
+            return {}
+        return {
+            "min": min(self.samples),
+            "median": statistics.median(self.samples),
+            "max": max(self.samples),
+            "samples": len(self.samples),
+        }
+
+
+def _child_rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def spawn(piece: str, options: list[str], limit_mb: float, log: Path) -> dict:
+    """Run one piece in a fresh process; its result, wall time, peak RSS and whether it was stopped."""
+    command = [sys.executable, "-m", "bench.run", "worker", piece, *options]
+    log.parent.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()[0]
+    highest = [0.0]
+    started = time.perf_counter()
+    env = dict(os.environ, DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    with open(log, "w") as out:
+        child = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env)
+        stopped = threading.Event()
+
+        def watch() -> None:
+            while child.returncode is None and not stopped.is_set():
+                highest[0] = max(highest[0], _child_rss_mb(child.pid))
+                if highest[0] > limit_mb:
+                    stopped.set()
+                    with suppress(ProcessLookupError):
+                        child.kill()
+                    return
+                time.sleep(0.2)
+
+        watchdog = threading.Thread(target=watch, daemon=True)
+        watchdog.start()
+        _, status, _usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        stopped.set() if child.returncode == 0 else None
+        watchdog.join()
+    elapsed = time.perf_counter() - started
+    text = log.read_text()
+    found = [line for line in text.splitlines() if line.startswith(MARK)]
+    result: dict = json.loads(found[-1][len(MARK) :]) if found else {}
+    result.setdefault("peak_rss_mb", highest[0])  # the child's own VmHWM, else what the watchdog saw
+    result.update(
+        piece=piece,
+        watched_peak_rss_mb=highest[0],
+        process_seconds=elapsed,
+        returncode=child.returncode,
+        load_before=load_before,
+        load_after=os.getloadavg()[0],
+    )
+    if not found:
+        killed = child.returncode != 0 and highest[0] >= limit_mb
+        result["error"] = (
+            f"stopped: resident memory passed {limit_mb / 1024:.0f} GiB" if killed else text.strip()[-2000:]
+        )
+    return result
+
+
+def machine() -> dict:
+    model = "unknown"
+    with suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    memory = 0
+    with suppress(OSError), open("/proc/meminfo") as meminfo:
+        memory = int(meminfo.readline().split()[1]) * 1024
+    versions = {}
+    for module in ("polars", "duckdb", "pandas", "pyarrow", "pandera", "numpy"):
+        with suppress(Exception):
+            versions[module] = __import__(module).__version__
+    git = {}
+    with suppress(Exception):
+        run = lambda *a: subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True).stdout.strip()  # noqa: E731
+        git = {
+            "head": run("rev-parse", "HEAD"),
+            "changed": run("status", "--short", "transforms", "flows").splitlines(),
+        }
+    return {
+        "git": git,
+        "cores": os.cpu_count(),
+        "cpu": model,
+        "memory_gib": round(memory / 2**30, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "versions": versions,
+    }
+
+
+def _median(runs: list[dict], key: str) -> float | None:
+    values = [r[key] for r in runs if r.get(key) is not None and not r.get("error")]
+    return statistics.median(values) if values else None
+
+
+class Bench:
+    def __init__(self, opts: argparse.Namespace) -> None:
+        self.opts = opts
+        self.stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        self.logs = WORK / "logs" / self.stamp
+        self.limit_mb = opts.memory_limit_gb * 1024
+        self.runs: dict[str, dict[str, list[dict]]] = {}
+
+    def repeats(self, size: str) -> int:
+        from bench.generate import size_lines
+
+        return self.opts.big_repeats if size_lines(size) >= 5_000_000 else self.opts.repeats
+
+    def say(self, text: str) -> None:
+        print(f"[{datetime.now().strftime('%H:%M:%S')} load {os.getloadavg()[0]:.1f}] {text}", flush=True)
+
+    def measure(self, size: str, piece: str, label: str, options: list[str]) -> dict:
+        n = len(self.runs.get(size, {}).get(label, []))
+        result = spawn(piece, options, self.limit_mb, self.logs / f"{size}-{label}-{n}.log")
+        self.runs.setdefault(size, {}).setdefault(label, []).append(result)
+        if result.get("error"):
+            self.say(f"{size} {label}: FAILED {result['error'][:300]}")
+        else:
+            self.say(
+                f"{size} {label}: {result.get('seconds', 0):.2f} s, peak {result['peak_rss_mb']:.0f} MiB"
+                + (
+                    f" ({result['summary'].get('invoices_batched')} invoices batched)"
+                    if label == "batches"
+                    else ""
+                )
+            )
+        return result
+
+    def engines(self, size: str, source: Path) -> None:
+        opts = self.opts
+        results = WORK / "results" / size
+        results.mkdir(parents=True, exist_ok=True)
+        repeats = self.repeats(size)
+        pandas_runs = min(repeats, opts.pandas_repeats) if opts.pandas_repeats is not None else repeats
+        if size in opts.skip_pandas:
+            pandas_runs = 0
+        for r in range(repeats):  # interleaved, so that a change of load hits all three alike
+            first = r == 0
+            core = ["--source", str(source), "--chunk-lines", str(opts.chunk_lines)]
+            self.measure(
+                size, "core", "core", core + (["--write-result", str(results / "trackline")] if first else [])
+            )
+            duck = ["--source", str(source), "--duckdb-memory", opts.duckdb_memory]
+            self.measure(
+                size,
+                "duckdb",
+                "duckdb",
+                duck + (["--write-result", str(results / "duckdb.parquet")] if first else []),
+            )
+            if r < pandas_runs:
+                pand = ["--source", str(source)]
+                self.measure(
+                    size,
+                    "pandas",
+                    "pandas",
+                    pand + (["--write-result", str(results / "pandas.parquet")] if first else []),
+                )
+        for other in ("duckdb", "pandas"):
+            right = results / f"{other}.parquet"
+            if (results / "trackline").exists() and right.exists():
+                self.measure(
+                    size,
+                    "agree",
+                    f"agree trackline-{other}",
+                    [
+                        "--left",
+                        str(results / "trackline" / "*.parquet"),
+                        "--right",
+                        str(right),
+                        "--names",
+                        f"trackline,{other}",
+                    ],
+                )
+
+    def pipeline(
+        self,
+        size: str,
+        label: str,
+        source: Path,
+        *,
+        flow: str = "backfill",
+        emit: bool = False,
+        start_from: Path | None = None,
+        keep: Path | None = None,
+    ) -> dict:
+        place = WORK / "runs" / size / label.replace(" ", "-")
+        options = [
+            "pipeline",
+            "--source",
+            str(source),
+            "--warehouse",
+            str(place / "warehouse.duckdb"),
+            "--out",
+            str(place / "out"),
+            "--flow",
+            flow,
+            "--chunk-lines",
+            str(self.opts.chunk_lines),
+        ]
+        options += ["--emit"] if emit else []
+        options += ["--start-from", str(start_from)] if start_from else []
+        options += ["--keep", str(keep)] if keep else []
+        result = self.measure(size, "pipeline", label, options[1:])
+        shutil.rmtree(place / "out", ignore_errors=True)  # batch files can be many; keep the disk tidy
+        return result
+
+    def generate(self, size: str, seed: int, nightly: int | None = None) -> None:
+        """Generate a source in its own process, so that this one stays small for the whole run."""
+        command = [sys.executable, "-m", "bench.generate", size, "--seed", str(seed)]
+        command += ["--nightly", str(nightly)] if nightly else []
+        subprocess.run(command, cwd=REPO, check=True, capture_output=True)
+
+    def run(self) -> dict:
+        from bench.generate import DATA as SOURCES
+        from bench.generate import DEFAULT_SEED, read_manifest
+
+        opts = self.opts
+        seed = opts.seed if opts.seed is not None else DEFAULT_SEED
+        info = {"machine": machine(), "started": self.stamp, "options": vars(opts) | {"seed": seed}}
+        self.say(
+            f"machine: {info['machine']['cores']} cores, {info['machine']['memory_gib']} GiB, {info['machine']['cpu']}"
+        )
+        sources: dict[str, Path] = {}
+        for size in dict.fromkeys([*opts.sizes, "0", *opts.batch_sizes]):
+            self.say(f"source {size}: generating if needed")
+            self.generate(size, seed)
+            sources[size] = SOURCES / size
+        manifests = {s: read_manifest(p) for s, p in sources.items()}
+        with LoadSampler() as load:
+            steady = WORK / "runs" / opts.nightly_size / "steady.duckdb"
+            for size in opts.sizes:
+                if "engines" in opts.pieces:
+                    self.engines(size, sources[size])
+                if "backfill" in opts.pieces or ("nightly" in opts.pieces and size == opts.nightly_size):
+                    runs = self.repeats(size) if "backfill" in opts.pieces else 1
+                    for r in range(runs):
+                        last = r == runs - 1
+                        keep = (
+                            steady
+                            if last and size == opts.nightly_size and "nightly" in opts.pieces
+                            else None
+                        )
+                        self.pipeline(size, "backfill", sources[size], keep=keep)
+            if "backfill" in opts.pieces:
+                for _ in range(opts.repeats):
+                    self.pipeline("0", "fixed", sources["0"])
+            if "batches" in opts.pieces:
+                for size in opts.batch_sizes:
+                    self.pipeline(size, "batches", sources[size], emit=True)
+            if "nightly" in opts.pieces and steady.exists():
+                size = opts.nightly_size
+                self.measure(size, "presend", "presend", ["--warehouse", str(steady)])
+                self.say(f"nightly sources for {size}: generating if needed")
+                self.generate(size, seed, nightly=opts.nightly_changed)
+                full, delta = SOURCES / f"{size}-nightly", SOURCES / f"{size}-nightly-only"
+                manifests[f"{size}-nightly"] = read_manifest(full)
+                manifests[f"{size}-nightly-only"] = read_manifest(delta)
+                for _ in range(self.repeats(size)):
+                    self.pipeline(size, "nightly", full, flow="nightly", emit=True, start_from=steady)
+                    self.pipeline(size, "nightly on empty warehouse", delta, flow="nightly", emit=True)
+            if opts.profile_size:
+                size = opts.profile_size
+                if size not in sources:
+                    self.generate(size, seed)
+                    sources[size] = SOURCES / size
+                source = sources[size]
+                self.measure(size, "profile", "profile", ["--source", str(source), "--top", "15"])
+        info["load_average"] = load.summary()
+        info["sources"] = {
+            s: m and {k: m[k] for k in ("lines", "rows", "practices", "xero_practices") if k in m}
+            for s, m in manifests.items()
+        }
+        info["runs"] = self.runs
+        info["medians"] = self.medians()
+        info["ratios"] = self.ratios(info["medians"])
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        path = RESULTS / f"{self.stamp}.json"
+        path.write_text(json.dumps(info, indent=1, default=str))
+        info["path"] = str(path)
+        return info
+
+    def medians(self) -> dict:
+        out: dict[str, dict] = {}
+        for size, labels in self.runs.items():
+            for label, runs in labels.items():
+                if label.startswith("agree") or label in ("profile", "presend"):
+                    continue
+                ok = [r for r in runs if not r.get("error")]
+                entry = {
+                    "runs": len(runs),
+                    "failed": len(runs) - len(ok),
+                    "seconds": _median(runs, "seconds"),
+                    "cpu_seconds": _median(runs, "cpu_seconds"),
+                    "peak_rss_mb": _median(runs, "peak_rss_mb"),
+                    "rss_loaded_mb": _median(runs, "rss_loaded_mb"),
+                    "min_seconds": min((r["seconds"] for r in ok), default=None),
+                    "max_seconds": max((r["seconds"] for r in ok), default=None),
+                }
+                stages = [r["stages"] for r in ok if r.get("stages")]
+                if stages:
+                    entry["stages"] = {k: statistics.median(s.get(k, 0.0) for s in stages) for k in stages[0]}
+                if label == "batches" and ok:
+                    batched = ok[0]["summary"].get("invoices_batched", 0)
+                    step = entry.get("stages", {}).get("batches")
+                    entry["invoices_batched"] = batched
+                    entry["invoices_per_second"] = batched / step if step else None
+                if label == "core" and ok:
+                    entry["lines"] = ok[0].get("lines")
+                    entry["chunks"] = ok[0].get("chunks")
+                if label in ("backfill", "nightly", "nightly on empty warehouse") and ok:
+                    entry["summary"] = ok[0]["summary"]
+                    entry["warehouse_mb"] = ok[0].get("warehouse_mb")
+                out.setdefault(size, {})[label] = entry
+        return out
+
+    def ratios(self, medians: dict) -> dict:
+        fixed = medians.get("0", {}).get("fixed", {}).get("seconds")
+        out: dict[str, dict] = {}
+        for size, pieces in medians.items():
+            core, duck, pand = (pieces.get(k, {}) for k in ("core", "duckdb", "pandas"))
+            back, batches = pieces.get("backfill", {}), pieces.get("batches", {})
+            night, empty = pieces.get("nightly", {}), pieces.get("nightly on empty warehouse", {})
+            ratio = {}
+            if core.get("seconds") and duck.get("seconds"):
+                ratio["core_vs_duckdb_time"] = core["seconds"] / duck["seconds"]
+                ratio["core_vs_duckdb_memory"] = core["peak_rss_mb"] / duck["peak_rss_mb"]
+            if core.get("seconds") and pand.get("seconds"):
+                ratio["pandas_vs_core_time"] = pand["seconds"] / core["seconds"]
+            if back.get("seconds") and duck.get("seconds") and fixed is not None:
+                ratio["backfill_less_fixed_vs_duckdb"] = (back["seconds"] - fixed) / duck["seconds"]
+            if batches.get("invoices_per_second"):
+                ratio["batch_invoices_per_second"] = batches["invoices_per_second"]
+            if night.get("seconds") and empty.get("seconds"):
+                ratio["nightly_vs_empty"] = night["seconds"] / empty["seconds"]
+            if ratio:
+                out[size] = {
+                    k: {"value": v, "target": TARGETS[k], "met": _met(v, TARGETS[k])}
+                    for k, v in ratio.items()
+                }
+        return out
+
+
+def _met(value: float, target: tuple[str, float]) -> bool:
+    op, bound = target
+    return value <= bound if op == "<=" else value >= bound
+
+
+def render(info: dict) -> None:
+    """The figures as a table on stdout (rich when it is there)."""
+    rows = []
+    for size, pieces in info["medians"].items():
+        for label, m in pieces.items():
+            seconds = m.get("seconds")
+            rows.append(
+                (
+                    size,
+                    label,
+                    f"{seconds:.2f}" if seconds is not None else "failed",
+                    f"{m['min_seconds']:.2f}-{m['max_seconds']:.2f}"
+                    if m.get("min_seconds") is not None
+                    else "",
+                    f"{m['cpu_seconds']:.1f}" if m.get("cpu_seconds") is not None else "",
+                    f"{m['peak_rss_mb']:.0f}" if m.get("peak_rss_mb") else "",
+                    f"{m['runs'] - m['failed']}/{m['runs']}",
+                )
+            )
+    try:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(
+            title=f"trackline bench {info['started']} ({info['machine']['cores']} cores, "
+            f"{info['machine']['memory_gib']} GiB)"
+        )
+        for column in ("size", "piece", "median s", "range s", "CPU s", "peak RSS MiB", "ok runs"):
+            table.add_column(column, justify="right" if column not in ("size", "piece") else "left")
+        for row in rows:
+            table.add_row(*row)
+        ratios = Table(title="ratios (medians) against the targets")
+        for column in ("size", "ratio", "value", "target", "met"):
+            ratios.add_column(column)
+        for size, found in info["ratios"].items():
+            for name, r in found.items():
+                op, bound = r["target"]
+                ratios.add_row(
+                    size, name, f"{r['value']:.2f}", f"{op} {bound:g}", "yes" if r["met"] else "NO"
+                )
+        console = Console()
+        console.print(table)
+        console.print(ratios)
+    except ImportError:
+        for row in rows:
+            print(" | ".join(row))
+        for size, found in info["ratios"].items():
+            for name, r in found.items():
+                print(size, name, f"{r['value']:.2f}", r["target"], "met" if r["met"] else "NOT met")
+    for size, labels in info["runs"].items():
+        for label, runs in labels.items():
+            if label.startswith("agree"):
+                for r in runs:
+                    print(f"{size} {label}: {r.get('describe') or r.get('error')}")
+    load = info.get("load_average", {})
+    if load:
+        print(
+            f"load average during the run: min {load['min']:.1f}, median {load['median']:.1f}, max {load['max']:.1f}"
+        )
+    print(f"results: {info['path']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["worker"]:
+        return worker_main(argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--sizes", default="1M,10M", help="comma-separated sizes in source lines (default 1M,10M)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="runs per piece; medians are reported (default 3)"
+    )
+    parser.add_argument(
+        "--big-repeats", type=int, default=1, help="runs per piece at 5M lines and more (default 1)"
+    )
+    parser.add_argument("--pandas-repeats", type=int, help="runs of the pandas peer (default: --repeats)")
+    parser.add_argument("--skip-pandas", default="", help="sizes at which the pandas peer is not run")
+    parser.add_argument("--pieces", default="engines,backfill,batches,nightly", help="which pieces to run")
+    parser.add_argument(
+        "--batch-sizes",
+        default="100k",
+        help="sizes for the batches piece (default 100k: at the "
+        "throughput measured, 1M takes ten minutes and 10M an hour)",
+    )
+    parser.add_argument(
+        "--nightly-size", default=None, help="warehouse size for the nightly (default: the largest)"
+    )
+    parser.add_argument("--nightly-changed", type=int, default=10_000, help="invoices the nightly changes")
+    parser.add_argument("--profile", action="store_true", help="also profile the core (a few minutes)")
+    parser.add_argument("--profile-size", default=None, help="size to profile (default: the smallest)")
+    parser.add_argument(
+        "--chunk-lines", type=int, default=2_000_000, help="core and pipeline chunk (as Settings)"
+    )
+    parser.add_argument(
+        "--memory-limit-gb", type=float, default=16.0, help="kill a piece whose RSS passes this"
+    )
+    parser.add_argument("--duckdb-memory", default="10GB", help="DuckDB's memory_limit for the peer")
+    parser.add_argument("--seed", type=int)
+    opts = parser.parse_args(argv)
+    opts.sizes = [s.strip() for s in opts.sizes.split(",") if s.strip()]
+    opts.pieces = {p.strip() for p in opts.pieces.split(",")}
+    opts.skip_pandas = {s.strip() for s in opts.skip_pandas.split(",") if s.strip()}
+    from bench.generate import size_lines
+
+    largest = max(opts.sizes, key=size_lines)
+    opts.batch_sizes = [s.strip() for s in opts.batch_sizes.split(",") if s.strip()]
+    opts.nightly_size = opts.nightly_size or largest
+    opts.profile_size = (opts.profile_size or min(opts.sizes, key=size_lines)) if opts.profile else None
+    info = Bench(opts).run()
+    render(info)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
