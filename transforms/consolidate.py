@@ -23,11 +23,6 @@ def is_consolidated() -> pl.Expr:
     return pl.col("consolidate_lines").fill_null(False) & pl.col("is_xero")
 
 
-def tax_types_differ() -> pl.Expr:
-    """R6: lines with different effective tax types cannot be consolidated."""
-    return pl.col("tax_type").drop_nulls().n_unique().over(INVOICE) > 1
-
-
 def consolidate_invoice_lines(sent: pl.LazyFrame) -> pl.LazyFrame:
     """Collapse the lines of consolidated invoices into one line each.
 

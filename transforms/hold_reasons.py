@@ -49,10 +49,6 @@ def problems(
     )
 
 
-def empty_problems() -> pl.LazyFrame:
-    return pl.LazyFrame(schema=PROBLEM_SCHEMA)
-
-
 def shown(column: str | pl.Expr) -> pl.Expr:
     """A value as a detail shows it, `(none)` for a null, whatever its type (`problems` does this for
     text columns; numbers such as row numbers need it here)."""
