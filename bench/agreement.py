@@ -38,7 +38,7 @@ INVOICE = ["practice_id", "invoice_id"]
 
 
 def trackline_core(frames: dict[str, pl.DataFrame], files: dict[str, str], policy: str = "hold"):
-    """What `flows.steps.resolve` does between reading the raw tables and writing the warehouse: parse every
+    """What a run's resolution steps (`flows.steps`) do between reading the raw tables and writing the warehouse: parse every
     table, resolve every exportable invoice (scope: all), and validate the output tables with Pandera."""
     from transforms.parse_sources import parse_table
     from transforms.resolve_invoices import TABLES, resolve_invoices

@@ -270,17 +270,6 @@ def finish_resolution(run: Run, files: dict[str, str], scope: Scope, plan_: Plan
     )
 
 
-def resolve(
-    run: Run, files: dict[str, str], scope: Scope, policy: str, chunk_lines: int = 2_000_000
-) -> RunSummary:
-    """parse, plan, every chunk, finish: the whole resolution of a run as one plain call."""
-    parse_sources(run, files)
-    plan_ = plan(run, scope, chunk_lines)
-    summary = add_up(run, [resolve_chunk(run, files, c, policy) for c in range(plan_.chunks)])
-    finish_resolution(run, files, scope, plan_)
-    return summary
-
-
 def _replace_results(run: Run, result: Resolution, keys: pl.DataFrame) -> None:
     con = run.con
     for table in RESULT_TABLES:
