@@ -440,6 +440,7 @@ class Bench:
     def engines(self, size: str, source: Path) -> None:
         opts = self.opts
         results = WORK / "results" / size
+        shutil.rmtree(results, ignore_errors=True)  # never compare with a result of an earlier run
         results.mkdir(parents=True, exist_ok=True)
         repeats = self.repeats(size)
         pandas_runs = min(repeats, opts.pandas_repeats) if opts.pandas_repeats is not None else repeats
