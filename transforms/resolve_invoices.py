@@ -83,7 +83,14 @@ class Resolution:
     exceptions: pl.DataFrame
     xero_line_items: pl.DataFrame
     xero_invoices: pl.DataFrame
-    payloads: pl.DataFrame
+
+    @property
+    def payloads(self) -> pl.DataFrame:
+        """(practice_id, invoice_id, payload) of each ready invoice: the text its export digest is taken
+        of. Made on demand, by the step that writes the warehouse: resolution itself does not need it."""
+        return (
+            canonical_payload(self.xero_line_items.lazy(), self.xero_invoices.lazy()).collect().sort(INVOICE)
+        )
 
 
 def default_files() -> dict[str, str]:
@@ -370,7 +377,6 @@ def resolve_invoices(
     )
     items = would_send_df.join(ready, on=INVOICE, how="semi").sort([*INVOICE, "line_no"])
     heads_out = xero_invoices(items.lazy()).collect().select(XERO_INVOICE_COLUMNS).sort(INVOICE)
-    payloads = canonical_payload(items.lazy(), heads_out.lazy()).collect().sort(INVOICE)
     exceptions = (
         pl.concat([problems, global_problems_df.select(problems.columns)], how="vertical")
         .unique(maintain_order=True)
@@ -382,5 +388,4 @@ def resolve_invoices(
         exceptions=exceptions,
         xero_line_items=items.select(XERO_LINE_COLUMNS),
         xero_invoices=heads_out,
-        payloads=payloads,
     )
