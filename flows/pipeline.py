@@ -16,7 +16,7 @@ from prefect.cache_policies import NONE
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from flows import faults, steps
+from flows import batches, faults, steps
 from flows.publish import Run, WarehouseLocked, atomic_run
 from flows.settings import Settings
 
@@ -50,7 +50,7 @@ def finish_task(run: Run, files: dict[str, str], scope: steps.Scope, plan: steps
 
 @task(name="write xero batches", **TASK)
 def write_batches_task(run: Run, only_scope: bool, max_invoices: int, max_bytes: int, chunk_lines: int):
-    return steps.write_batches(run, only_scope, max_invoices, max_bytes, chunk_lines)
+    return batches.write_batches(run, only_scope, max_invoices, max_bytes, chunk_lines)
 
 
 @task(name="check every invoice is accounted for", **TASK)
@@ -77,7 +77,7 @@ PLAIN = {
     "plan": steps.plan,
     "chunk": steps.resolve_chunk,
     "finish": steps.finish_resolution,
-    "batches": steps.write_batches,
+    "batches": batches.write_batches,
     "check": steps.check_run,
     "record": _record_now,
 }
