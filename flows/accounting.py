@@ -9,7 +9,8 @@ practice_id) must keep every invoice it may belong to from being sent as ready, 
 reach Xero without it.
 
 Scope: `run_scope_keys` is the set of (practice_id, invoice_id) the run promised to account for; None
-means the whole source. The source tables (`raw_*`) always hold the whole source of this run, but a
+means the whole source. The source tables (`raw_*`, the run's source registered on its connection) hold
+the source as the run saw it (a nightly sees only what it can need: flows.steps._nightly_source), but a
 backfill over a date range or a practice only recomputes its own invoices, so an invoice outside that range
 may rightly be absent (never computed yet) or reflect the source of the run that last computed it; it is
 not judged against this source. Nightly runs and backfills without a range pass None: then every
@@ -169,10 +170,10 @@ def unaccounted(
     con: duckdb.DuckDBPyConnection, run_scope_keys: pl.DataFrame | None = None, shown: int = SHOWN
 ) -> list[Unaccounted]:
     """Every check of the module docstring that fails in the warehouse of `con`; empty when all pass."""
-    tables = {row[0] for row in con.execute("select table_name from duckdb_tables()").fetchall()}
-    needed = {"raw_invoices", "raw_invoice_lines", "invoice_tracking", "line_tracking", "exceptions"}
-    if not needed <= tables:
-        return [Unaccounted(f"the warehouse has no {', '.join(sorted(needed - tables))}", 0, [])]
+    needed = ("raw_invoices", "raw_invoice_lines", "invoice_tracking", "line_tracking", "exceptions")
+    missing = [name for name in needed if not _readable(con, name)]
+    if missing:
+        return [Unaccounted(f"the warehouse has no {', '.join(sorted(missing))}", 0, [])]
     scope_filter = ""
     if run_scope_keys is not None:
         con.register("_accounting_scope", run_scope_keys.select("practice_id", "invoice_id").to_arrow())
@@ -197,6 +198,15 @@ def unaccounted(
             con.execute(f"drop table if exists _acc_{name}")
         if run_scope_keys is not None:
             con.unregister("_accounting_scope")
+
+
+def _readable(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """A table, view or frame registered on the connection (raw_* are the run's source, registered)."""
+    try:
+        con.execute(f"select 1 from {name} limit 0")
+    except duckdb.CatalogException:
+        return False
+    return True
 
 
 def check_accounting(con: duckdb.DuckDBPyConnection, run_scope_keys: pl.DataFrame | None = None) -> None:

@@ -29,8 +29,8 @@ def load_sources_task(run: Run, source: Path) -> dict[str, str]:
 
 
 @task(name="parse sources", **TASK)
-def parse_sources_task(run: Run, files: dict[str, str]) -> None:
-    steps.parse_sources(run, files)
+def parse_sources_task(run: Run, files: dict[str, str], scope: steps.Scope) -> None:
+    steps.parse_sources(run, files, scope)
 
 
 @task(name="plan partitions", **TASK)
@@ -105,7 +105,7 @@ def run_pipeline(
     with atomic_run(settings.warehouse, settings.out, settings.lock_path, scope.flow) as run:
         files = do["load"](run, settings.source)
         faults.checkpoint("loaded")
-        do["parse"](run, files)
+        do["parse"](run, files, scope)
         plan = do["plan"](run, scope, settings.chunk_lines)
         parts = []
         with _progress(plan.chunks) as advance:

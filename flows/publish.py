@@ -19,9 +19,10 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -45,6 +46,9 @@ class Run:
     out: Path
     staging: Path
     con: duckdb.DuckDBPyConnection
+    # The run's frames in memory (the source as read, as parsed, the plan's partitions), shared by its
+    # steps: a run is one process, so they need not pass through the warehouse.
+    frames: dict[str, Any] = field(default_factory=dict)
 
 
 def new_run_id(now: datetime) -> str:

@@ -18,7 +18,7 @@ from flows.reports import create_views
 from flows.sources import read_source
 from transforms import hold_reasons as holds
 from transforms.input_models import INPUT_MODELS
-from transforms.parse_sources import TABLES, parse_table
+from transforms.parse_sources import ROW, TABLES, parse_table
 from transforms.resolve_invoices import Resolution, exportable, resolve_invoices
 from transforms.schemas import EXCEPTIONS, LINE_TRACKING, XERO_LINE_ITEMS, validate_output
 
@@ -67,29 +67,91 @@ class RunSummary:
         return asdict(self)
 
 
+BIG = ("invoices", "invoice_lines")  # the tables that grow with history
+
+
 def load_sources(run: Run, source: Path) -> dict[str, str]:
-    """Read every source table (or stop with a SourceError) and keep it as raw_<table> in the warehouse."""
+    """Read every source table (or stop with a SourceError) into memory. The reference tables are kept as
+    raw_<table> in the warehouse for analysts; invoices and lines are shown to the run's connection as
+    raw_<table> views over the frames (the accounting check reads them), never copied."""
     frames, files = read_source(source)
-    wh.load_raw(run.con, frames, files)
+    run.frames["raw"] = frames
+    wh.load_raw(run.con, {t: f for t, f in frames.items() if t not in BIG}, files)
+    _show_raw(run, {t: frames[t] for t in BIG})
     return files
 
 
-TYPED = "typed_"  # temp tables of the run: the source after parsing, shared by the chunk tasks
+def _show_raw(run: Run, frames: dict[str, pl.DataFrame]) -> None:
+    for table, frame in frames.items():
+        run.con.register(f"raw_{table}", frame.to_arrow())
 
 
-def parse_sources(run: Run, files: dict[str, str]) -> None:
-    """raw_<table> -> typed temp tables and the source problems (values that did not parse, repeated keys)."""
+# An ISO-8601 UTC timestamp as exports write it; text in this form sorts as its time does, to the second.
+ISO_UTC = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$"
+
+
+def _nightly_source(run: Run, frames: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """The part of the source a nightly can need, found on the raw text before anything is parsed, so
+    that a nightly costs what changed, not the years of history the source holds.
+
+    Kept: every invoice not written before the last successful run's watermark (its updated_at is not an
+    ISO UTC time at least a second older: anything else is parsed and judged properly), every invoice held
+    or never seen by the warehouse (drafts and voids aside: they produce nothing), every row without its
+    keys; and the lines of those invoices, lines without their keys, and orphan lines. Reference tables are
+    kept whole. A key kept keeps every row with that key, so repeated keys are still found.
+    """
+    watermark = last_watermark(run)
+    if watermark is None:
+        return frames
+    invoices, lines = frames["invoices"], frames["invoice_lines"]
+    since = watermark.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    updated = pl.col("updated_at").str.strip_chars()
+    older = (updated.str.contains(ISO_UTC) & (updated.str.slice(0, 19) < since)).fill_null(False)
+    settled = pl.col("status").str.strip_chars().str.to_lowercase().is_in(["draft", "void"]).fill_null(False)
+    blank = [(pl.col(c).str.strip_chars() == "").fill_null(True) for c in ("practice_id", "invoice_id")]
+    known = wh.query(run.con, "select practice_id, invoice_id, invoice_state from invoice_tracking")
+    touched = pl.concat(
+        [
+            invoices.filter(~older | blank[0] | blank[1]).select(INVOICE),
+            known.filter(pl.col("invoice_state") == "held").select(INVOICE),
+            invoices.filter(~settled).select(INVOICE).join(known, on=INVOICE, how="anti"),
+        ]
+    ).unique()
+    kept_lines = pl.concat(
+        [
+            lines.join(touched, on=INVOICE, how="semi", nulls_equal=True).select(ROW),
+            lines.filter(blank[0] | blank[1]).select(ROW),
+            lines.join(invoices.select(INVOICE), on=INVOICE, how="anti", nulls_equal=True).select(ROW),
+        ]
+    ).unique()
+    return {
+        **frames,
+        "invoices": invoices.join(touched, on=INVOICE, how="semi", nulls_equal=True).sort(ROW),
+        "invoice_lines": lines.filter(pl.col(ROW).is_in(kept_lines[ROW].implode())),
+    }
+
+
+def parse_sources(run: Run, files: dict[str, str], scope: Scope | None = None) -> None:
+    """The source -> typed frames and the source problems (values that did not parse, repeated keys).
+
+    A nightly parses only what it can need (`_nightly_source`); the raw_<table> views the accounting
+    check reads then show that same part, which is the source as the run saw it.
+    """
+    raw = run.frames["raw"]
+    if scope is not None and scope.flow == "nightly":
+        raw = _nightly_source(run, raw)
+        _show_raw(run, {t: raw[t] for t in BIG})
     typed: dict[str, pl.LazyFrame] = {}
     problems = []
     for table in TABLES:
-        frame, found = parse_table(table, wh.read_raw(run.con, table).lazy(), files[table])
+        frame, found = parse_table(table, raw[table].lazy(), files[table])
         typed[table] = frame
         problems.append(found)
     collected = pl.collect_all([*typed.values(), pl.concat(problems, how="vertical")])
     for table, frame in zip(typed, collected[:-1], strict=True):
         validate_output(INPUT_MODELS[table], frame)
-        wh.create_temp(run.con, TYPED + table, frame)
-    wh.create_temp(run.con, "_source_problems", collected[-1])
+    run.frames["typed"] = dict(zip(typed, collected[:-1], strict=True))
+    run.frames["problems"] = collected[-1]
 
 
 def last_watermark(run: Run) -> datetime | None:
@@ -128,9 +190,8 @@ def plan(run: Run, scope: Scope, chunk_lines: int) -> Plan:
     con = run.con
     watermark = last_watermark(run)
     keep = _in_scope(scope, watermark)
-    invoices = wh.query(
-        con, f"select practice_id, invoice_id, issue_date, status, updated_at from {TYPED}invoices"
-    )
+    typed = run.frames["typed"]
+    invoices = typed["invoices"].select("practice_id", "invoice_id", "issue_date", "status", "updated_at")
     in_warehouse = wh.query(
         con, "select practice_id, invoice_id, issue_date, invoice_state, updated_at from invoice_tracking"
     )
@@ -145,9 +206,7 @@ def plan(run: Run, scope: Scope, chunk_lines: int) -> Plan:
         old = in_warehouse.filter(keep)
     candidates = exportable(invoices.lazy()).collect().join(touched, on=INVOICE, how="semi")
 
-    lines = wh.query(
-        con, f"select practice_id, invoice_id, count(*)::bigint as n from {TYPED}invoice_lines group by all"
-    )
+    lines = typed["invoice_lines"].group_by(INVOICE).agg(pl.len().cast(pl.Int64).alias("n"))
     sized = (
         candidates.join(lines, on=INVOICE, how="left")
         .with_columns(
@@ -164,7 +223,8 @@ def plan(run: Run, scope: Scope, chunk_lines: int) -> Plan:
     chunked = sized.join(partitions.select("practice_id", "month", "chunk"), on=["practice_id", "month"])
     chunk_ids = chunked.select(pl.col("chunk").rank("dense").cast(pl.Int32) - 1)
     chunked = chunked.with_columns(chunk_ids.to_series().alias("chunk"))
-    wh.create_temp(con, "_partition", chunked.select(*INVOICE, "month", "chunk"))
+    run.frames["partition"] = chunked.select(*INVOICE, "month", "chunk")
+    wh.create_temp(con, "_partition", run.frames["partition"])
 
     stale = old.join(candidates, on=INVOICE, how="anti").select(INVOICE)
     for table in RESULT_TABLES:
@@ -188,21 +248,12 @@ def _no_problems() -> pl.DataFrame:
 
 
 def _chunk_tables(run: Run, chunk: int) -> tuple[dict[str, pl.LazyFrame], pl.LazyFrame, pl.DataFrame]:
-    con = run.con
-    keys = wh.query(con, "select practice_id, invoice_id from _partition where chunk = ?", [chunk])
-    tables = {
-        t: wh.query(con, f"select * from {TYPED}{t}").lazy()
-        for t in TABLES
-        if t not in ("invoices", "invoice_lines")
-    }
+    partition = run.frames["partition"]
+    keys = partition.filter(pl.col("chunk") == chunk).select(INVOICE)
+    tables = {t: frame.lazy() for t, frame in run.frames["typed"].items()}
     for table in ("invoices", "invoice_lines"):
-        tables[table] = wh.query(
-            con,
-            f"select t.* from {TYPED}{table} t join _partition p using (practice_id, invoice_id) where p.chunk = ?",
-            [chunk],
-        ).lazy()
-    problems = wh.query(con, "select * from _source_problems").lazy()
-    return tables, problems, keys
+        tables[table] = tables[table].join(keys.lazy(), on=INVOICE, how="semi").collect().lazy()
+    return tables, run.frames["problems"].lazy(), keys
 
 
 def resolve_chunk(run: Run, files: dict[str, str], chunk: int, policy: str) -> RunSummary:
@@ -245,9 +296,10 @@ def add_up(run: Run, parts: list[RunSummary]) -> RunSummary:
 def finish_resolution(run: Run, files: dict[str, str], scope: Scope, plan_: Plan) -> None:
     """Problems of the whole source (orphan lines, rows no invoice can be traced to), and the watermark."""
     con = run.con
-    lines = wh.query(con, f"select practice_id, invoice_id, line_id, _row from {TYPED}invoice_lines").lazy()
-    invoices = wh.query(con, f"select practice_id, invoice_id from {TYPED}invoices").lazy()
-    problems = wh.query(con, "select * from _source_problems").lazy()
+    typed = run.frames["typed"]
+    lines = typed["invoice_lines"].lazy().select("practice_id", "invoice_id", "line_id", ROW)
+    invoices = typed["invoices"].lazy().select(INVOICE)
+    problems = run.frames["problems"].lazy()
     found = pl.concat(
         [
             holds.orphan_line_problems(lines.join(invoices, on=INVOICE, how="anti"), files),
@@ -261,7 +313,7 @@ def finish_resolution(run: Run, files: dict[str, str], scope: Scope, plan_: Plan
     wh.merge_exceptions(con, found, found.head(0).select(INVOICE), run.started_at, unattributed=True)
     new_watermark = None
     if scope.flow == "nightly" or scope.everything:
-        latest = con.execute(f"select max(updated_at) from {TYPED}invoices").fetchone()[0]
+        latest = typed["invoices"]["updated_at"].max()
         new_watermark = max(filter(None, [latest, plan_.watermark]), default=None)
     con.execute(
         "create or replace temp table _run_meta as select ?::varchar as scope, ?::timestamptz as watermark",
@@ -275,7 +327,9 @@ def _replace_results(run: Run, result: Resolution, keys: pl.DataFrame) -> None:
         wh.delete_invoices(con, table, keys)
     con.register("_payloads", result.payloads.to_arrow())
     con.register("_heads", result.xero_invoices.to_arrow())
-    con.register("_states", result.invoice_states.to_arrow())
+    currencies = run.frames["typed"]["invoices"].select(*INVOICE, pl.col("currency").alias("source_currency"))
+    states = result.invoice_states.join(currencies, on=INVOICE, how="left", validate="1:1")
+    con.register("_states", states.to_arrow())
     con.execute(
         """
         create or replace temp table _digests as
@@ -287,7 +341,8 @@ def _replace_results(run: Run, result: Resolution, keys: pl.DataFrame) -> None:
         """
         insert into invoice_tracking
         select s.practice_id, s.invoice_id, s.invoice_number, s.client_id, s.issue_date, s.updated_at,
-               s.invoice_state::varchar, s.hold_codes, s.line_count, s.consolidated, d.total, d.digest, ?
+               s.invoice_state::varchar, s.hold_codes, s.line_count, s.consolidated, d.total, d.digest, ?,
+               s.source_currency
         from _states s left join _digests d using (practice_id, invoice_id)
         """,
         [run.run_id],

@@ -22,11 +22,10 @@ held_amounts as (
     group by all
 ),
 
--- Held invoices are not in xero_invoices, so their currency is read from the latest source as given.
+-- Held invoices are not in xero_invoices, so their currency is the one invoice_tracking keeps from the source.
 source_currencies as (
-    select practice_id, invoice_id, min(currency) as currency
-    from raw_invoices
-    group by all
+    select practice_id, invoice_id, source_currency as currency
+    from invoice_tracking
 ),
 
 exception_rows as (

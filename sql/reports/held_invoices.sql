@@ -14,9 +14,8 @@ held_amounts as (
 ),
 
 source_currencies as (
-    select practice_id, invoice_id, min(currency) as currency
-    from raw_invoices
-    group by all
+    select practice_id, invoice_id, source_currency as currency
+    from invoice_tracking
 ),
 
 invoice_errors as (

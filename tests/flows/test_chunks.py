@@ -12,7 +12,9 @@ def test_small_chunks_give_the_same_tables_and_files_as_one_chunk(tmp_path, run_
     results = {}
     for chunk_lines in (50, 10_000_000):
         home = tmp_path / str(chunk_lines)
-        settings = Settings(source=SAMPLE, warehouse=home / "w.duckdb", out=home / "out", chunk_lines=chunk_lines)
+        settings = Settings(
+            source=SAMPLE, warehouse=home / "w.duckdb", out=home / "out", chunk_lines=chunk_lines
+        )
         summary = run_plain(settings, practices=("northgate", "keystone"))
         results[chunk_lines] = (summary, tables(settings.warehouse), files(settings.out))
     small, big = results[50], results[10_000_000]

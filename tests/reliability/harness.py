@@ -18,7 +18,7 @@ import polars as pl
 from flows.accounting import AccountingCheckFailed, check_accounting, unaccounted
 from flows.pipeline import run_pipeline
 from flows.settings import Settings
-from flows.sources import SourceError
+from flows.sources import SourceError, read_source
 from flows.steps import Scope
 
 MARKER = re.compile(r"«([^«»]{1,40})»")
@@ -80,12 +80,23 @@ def run_source(source: Path, work: Path, flow: str = "backfill", **scope) -> Out
         return Outcome(
             crashed=f"{type(bug).__name__} at {where}: {str(bug).splitlines()[0] if str(bug) else ''}"
         )
-    return read_outcome(chosen.warehouse, chosen.out)
+    return read_outcome(chosen.warehouse, chosen.out, source)
 
 
-def read_outcome(warehouse: Path, out: Path) -> Outcome:
+def show_source(con: duckdb.DuckDBPyConnection, source: Path) -> None:
+    """The source's invoices and lines as raw_<table> temp tables: a run reads them from the files and
+    keeps no copy, and check_accounting judges a warehouse against them."""
+    frames, _ = read_source(source)
+    for table in ("invoices", "invoice_lines"):
+        con.register("_source", frames[table].to_arrow())
+        con.execute(f"create or replace temp table raw_{table} as select * from _source")
+        con.unregister("_source")
+
+
+def read_outcome(warehouse: Path, out: Path, source: Path) -> Outcome:
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
+        show_source(con, source)
         tracking = _frame(
             con, "select practice_id, invoice_id, invoice_state, hold_codes from invoice_tracking"
         )

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from flows.accounting import AccountingCheckFailed, check_accounting
-from tests.reliability.harness import run_source, settings
+from tests.reliability.harness import run_source, settings, show_source
 from tests.reliability.practice import add_practice, empty_source, find_row, row, write_source
 
 
@@ -52,14 +52,16 @@ def built(tmp_path_factory):
         ("a3", "i1"): "not_xero",
         ("a3", "i2"): "not_xero",
     }
-    return settings(work / "source", work).warehouse
+    return settings(work / "source", work).warehouse, work / "source"
 
 
 @pytest.fixture
 def con(built, tmp_path):
+    warehouse, source = built
     copy = tmp_path / "warehouse.duckdb"
-    shutil.copyfile(built, copy)
+    shutil.copyfile(warehouse, copy)
     connection = duckdb.connect(str(copy))
+    show_source(connection, source)
     yield connection
     connection.close()
 
@@ -236,6 +238,7 @@ def test_a_backfill_over_a_range_accounts_for_its_scope_not_the_invoices_it_neve
     outcome = run_source(write_source(source, tmp_path / "source"), tmp_path, date_from=date(2026, 1, 1))
     assert outcome.states == {("b1", "i1"): "ready"}
     connection = duckdb.connect(str(settings(tmp_path / "source", tmp_path).warehouse), read_only=True)
+    show_source(connection, tmp_path / "source")
     try:
         check_accounting(connection, _keys(("b1", "i1")))
         assert "(b1/i2)" in _fails(connection, None)
