@@ -159,13 +159,8 @@ def last_watermark(run: Run) -> datetime | None:
     return row[0] if row else None
 
 
-def _in_scope(scope: Scope, watermark: datetime | None) -> pl.Expr:
-    """Which source invoices the run recomputes."""
-    if scope.flow == "nightly":
-        if watermark is None:
-            return pl.lit(True)
-        since = pl.lit(watermark.astimezone(UTC)).cast(pl.Datetime("us", "UTC"))
-        return (pl.col("updated_at").dt.convert_time_zone("UTC") > since).fill_null(True)
+def _in_scope(scope: Scope) -> pl.Expr:
+    """Which source invoices a backfill recomputes (a nightly's are chosen by _nightly_source)."""
     keep = pl.lit(True)
     if scope.date_from:
         keep &= pl.col("issue_date") >= scope.date_from
@@ -189,21 +184,26 @@ def plan(run: Run, scope: Scope, chunk_lines: int) -> Plan:
     and drop from the warehouse what is in scope but no longer exportable (voided, deleted, moved)."""
     con = run.con
     watermark = last_watermark(run)
-    keep = _in_scope(scope, watermark)
     typed = run.frames["typed"]
     invoices = typed["invoices"].select("practice_id", "invoice_id", "issue_date", "status", "updated_at")
-    in_warehouse = wh.query(
-        con, "select practice_id, invoice_id, issue_date, invoice_state, updated_at from invoice_tracking"
-    )
     if scope.flow == "nightly":
-        held = in_warehouse.filter(pl.col("invoice_state") == "held").select(INVOICE)
-        # never seen before, whatever its updated_at says (an export that arrives late)
-        unseen = invoices.join(in_warehouse, on=INVOICE, how="anti").select(INVOICE)
-        touched = pl.concat([invoices.filter(keep).select(INVOICE), held, unseen]).unique()
-        old = in_warehouse.join(touched, on=INVOICE, how="semi")
+        # The source part the nightly parsed holds exactly the invoices it looks at (_nightly_source: changed,
+        # held, never seen; everything on a first nightly). A held invoice gone from the source is looked at
+        # too, so that it is removed.
+        held = wh.query(
+            con, "select practice_id, invoice_id from invoice_tracking where invoice_state = 'held'"
+        )
+        touched = pl.concat([invoices.select(INVOICE), held]).unique()
+        con.register("_touched", touched.to_arrow())
+        old = wh.query(
+            con,
+            "select practice_id, invoice_id from invoice_tracking semi join _touched using (practice_id, invoice_id)",
+        )
+        con.unregister("_touched")
     else:
+        keep = _in_scope(scope)
         touched = invoices.filter(keep).select(INVOICE)
-        old = in_warehouse.filter(keep)
+        old = wh.query(con, "select practice_id, invoice_id, issue_date from invoice_tracking").filter(keep)
     candidates = exportable(invoices.lazy()).collect().join(touched, on=INVOICE, how="semi")
 
     lines = typed["invoice_lines"].group_by(INVOICE).agg(pl.len().cast(pl.Int64).alias("n"))

@@ -180,3 +180,29 @@ def test_a_run_whose_accounting_check_fails_publishes_nothing(world, monkeypatch
         run()
     assert_same_tables(before_tables, tables(settings.warehouse))
     assert files(settings.out) == before_files
+
+
+def test_a_nightly_leaves_the_tracking_as_a_backfill_of_the_same_source_would(world, tmp_path, run_plain):
+    """A nightly reads only what changed, is held or is new (flows.steps._nightly_source); what it leaves
+    must be what recomputing everything from the same source gives."""
+    builder, settings, run = world
+    run()
+    _set(builder, "invoices", {"invoice_id": "i2"}, updated_at="2026-02-01T10:00:00Z")
+    _set(builder, "invoice_lines", {"invoice_id": "i2", "line_id": "l2"}, unit_amount="oops")
+    _set(builder, "invoices", {"invoice_id": "i3"}, status="void", updated_at="2026-02-01T10:00:00+00:00")
+    _set(builder, "invoices", {"invoice_id": "i4"}, updated_at="2026-02-01 11:00")  # not ISO UTC text
+    builder.line("p1", "i4", "", quantity="2")  # a line without its line_id holds i4
+    builder.invoice("p1", "late", updated_at="2025-06-01T09:00:00Z").line("p1", "late", "l1")
+    builder.invoice("p1", "draft", status="draft", updated_at="2025-06-01T09:00:00Z")
+    builder.line("p1", "ghost", "l1")  # an orphan line
+    i1_again = dict(builder.rows["invoices"][0], reference="again", updated_at="2026-02-02T08:00:00Z")
+    builder.rows["invoices"].append(i1_again)  # i1 twice: held with DUPLICATE_KEY
+    run()
+
+    fresh = settings.model_copy(update={"warehouse": tmp_path / "fresh" / "w.duckdb", "out": tmp_path / "fo"})
+    run_plain(fresh, flow="backfill", emit_batches=False)
+    nightly, backfill = tables(settings.warehouse), tables(fresh.warehouse)
+    for table in ("invoice_tracking", "line_tracking", "exceptions"):
+        assert nightly[table].equals(backfill[table]), f"{table} differs"
+    states = dict(_query(settings, "select invoice_id, invoice_state from invoice_tracking"))
+    assert states == {"i1": "held", "i2": "held", "i4": "held", "i9": "held", "late": "ready"}
