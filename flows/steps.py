@@ -72,12 +72,11 @@ BIG = ("invoices", "invoice_lines")  # the tables that grow with history
 
 def load_sources(run: Run, source: Path) -> dict[str, str]:
     """Read every source table (or stop with a SourceError) into memory. The reference tables are kept as
-    raw_<table> in the warehouse for analysts; invoices and lines are shown to the run's connection as
-    raw_<table> views over the frames (the accounting check reads them), never copied."""
+    raw_<table> in the warehouse for analysts; invoices and lines stay in memory (parse_sources shows
+    them to the run's connection as raw_<table> views for the accounting check), never copied."""
     frames, files = read_source(source)
     run.frames["raw"] = frames
     wh.load_raw(run.con, {t: f for t, f in frames.items() if t not in BIG}, files)
-    _show_raw(run, {t: frames[t] for t in BIG})
     return files
 
 
@@ -140,7 +139,7 @@ def parse_sources(run: Run, files: dict[str, str], scope: Scope | None = None) -
     raw = run.frames["raw"]
     if scope is not None and scope.flow == "nightly":
         raw = _nightly_source(run, raw)
-        _show_raw(run, {t: raw[t] for t in BIG})
+    _show_raw(run, {t: raw[t] for t in BIG})
     typed: dict[str, pl.LazyFrame] = {}
     problems = []
     for table in TABLES:
@@ -348,25 +347,37 @@ def _replace_results(run: Run, result: Resolution, keys: pl.DataFrame) -> None:
         [run.run_id],
     )
     wh.insert(con, "line_tracking", result.line_tracking.with_columns(pl.lit(run.run_id).alias("run_id")))
-    # batch_id: the latest batch that carried exactly this content, if any.
+    # batch_id: the latest batch that carried exactly this content, if any (looked up for these invoices
+    # only, and written with the rows rather than updated afterwards: the tables grow with history).
     con.execute(
         """
         create or replace temp table _sent_batch as
+        with latest as (
+            select l.practice_id, l.invoice_id, l.digest, l.batch_id,
+                   row_number() over (partition by l.practice_id, l.invoice_id
+                                      order by l.batched_at desc, l.batch_id desc) as n
+            from export_ledger l semi join _digests d using (practice_id, invoice_id)
+        )
         select d.practice_id, d.invoice_id, l.batch_id
-        from _digests d
-        join (select practice_id, invoice_id, digest, batch_id,
-                     row_number() over (partition by practice_id, invoice_id order by batched_at desc, batch_id desc) as n
-              from export_ledger) l
-          on l.practice_id = d.practice_id and l.invoice_id = d.invoice_id and l.n = 1 and l.digest = d.digest
+        from _digests d join latest l using (practice_id, invoice_id)
+        where l.n = 1 and l.digest = d.digest
         """
     )
-    wh.insert(con, "xero_invoices", result.xero_invoices)
-    wh.insert(con, "xero_line_items", result.xero_line_items)
-    for table in ("xero_invoices", "xero_line_items"):
+    for table, frame in (
+        ("xero_invoices", result.xero_invoices),
+        ("xero_line_items", result.xero_line_items),
+    ):
+        if frame.is_empty():
+            continue
+        con.register("_rows", frame.to_arrow())
+        names = ", ".join(f'"{c}"' for c in frame.columns)
+        values = ", ".join(f'r."{c}"' for c in frame.columns)
         con.execute(
-            f"""update {table} t set batch_id = b.batch_id from _sent_batch b
-                where t.practice_id = b.practice_id and t.invoice_id = b.invoice_id"""
+            f"""insert into {table} ({names}, batch_id)
+                select {values}, b.batch_id from _rows r
+                left join _sent_batch b on b.practice_id = r.practice_id and b.invoice_id = r.invoice_id"""
         )
+        con.unregister("_rows")
     wh.merge_exceptions(con, result.exceptions, keys, run.started_at, unattributed=False)
     for name in ("_payloads", "_heads", "_states"):
         con.unregister(name)

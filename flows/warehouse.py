@@ -6,6 +6,7 @@ loads go through Arrow (`INSERT ... SELECT * FROM frame`), never row by row.
 
 from __future__ import annotations
 
+import importlib.util
 from datetime import datetime
 from pathlib import Path
 
@@ -17,23 +18,34 @@ INVOICE = ["practice_id", "invoice_id"]
 
 
 def apply_migrations(con: duckdb.DuckDBPyConnection, folder: Path = SQL / "migrations") -> list[str]:
-    """Apply sql/migrations/NNN_name.sql not yet in schema_migrations, in order; returns what was applied."""
+    """Apply sql/migrations/NNN_name.sql (or NNN_name.py, whose `migrate(con)` does what SQL cannot) not
+    yet in schema_migrations, in order, each in its own transaction; returns what was applied."""
     con.execute(
         "create table if not exists schema_migrations (version integer primary key, name varchar, applied_at timestamptz)"
     )
     con.execute("comment on table schema_migrations is 'Migrations applied to this warehouse, by number.'")
     done = {row[0] for row in con.execute("select version from schema_migrations").fetchall()}
     applied = []
-    for path in sorted(folder.glob("*.sql")):
+    for path in sorted([*folder.glob("*.sql"), *folder.glob("*.py")], key=lambda p: p.name):
         version = int(path.name.split("_", 1)[0])
         if version in done:
             continue
         con.execute("begin")
-        con.execute(path.read_text())
+        if path.suffix == ".py":
+            _python_migration(path).migrate(con)
+        else:
+            con.execute(path.read_text())
         con.execute("insert into schema_migrations values (?, ?, now())", [version, path.stem])
         con.execute("commit")
         applied.append(path.stem)
     return applied
+
+
+def _python_migration(path: Path):
+    spec = importlib.util.spec_from_file_location(f"trackline_migration_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def load_raw(con: duckdb.DuckDBPyConnection, frames: dict[str, pl.DataFrame], files: dict[str, str]) -> None:
