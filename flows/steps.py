@@ -107,26 +107,35 @@ def _nightly_source(run: Run, frames: dict[str, pl.DataFrame]) -> dict[str, pl.D
     updated = pl.col("updated_at").str.strip_chars()
     older = (updated.str.contains(ISO_UTC) & (updated.str.slice(0, 19) < since)).fill_null(False)
     settled = pl.col("status").str.strip_chars().str.to_lowercase().is_in(["draft", "void"]).fill_null(False)
-    blank = [(pl.col(c).str.strip_chars() == "").fill_null(True) for c in ("practice_id", "invoice_id")]
+    blank = pl.any_horizontal((pl.col(c).str.strip_chars() == "").fill_null(True) for c in INVOICE)
+    state = pl.col("invoice_state")
     known = wh.query(run.con, "select practice_id, invoice_id, invoice_state from invoice_tracking")
-    touched = pl.concat(
-        [
-            invoices.filter(~older | blank[0] | blank[1]).select(INVOICE),
-            known.filter(pl.col("invoice_state") == "held").select(INVOICE),
-            invoices.filter(~settled).select(INVOICE).join(known, on=INVOICE, how="anti"),
-        ]
-    ).unique()
-    kept_lines = pl.concat(
-        [
-            lines.join(touched, on=INVOICE, how="semi", nulls_equal=True).select(ROW),
-            lines.filter(blank[0] | blank[1]).select(ROW),
-            lines.join(invoices.select(INVOICE), on=INVOICE, how="anti", nulls_equal=True).select(ROW),
-        ]
-    ).unique()
+    looked_at = (
+        invoices.select(*INVOICE, "updated_at", "status")
+        .join(known, on=INVOICE, how="left", nulls_equal=True)
+        .filter(~older | blank | (state == "held").fill_null(False) | (state.is_null() & ~settled))
+        .select(INVOICE)
+    )
+    touched = pl.concat([looked_at, known.filter(state == "held").select(INVOICE)]).unique()
+    # One join finds both the lines of those invoices and the orphan lines (no invoice at all); a line
+    # without its keys is one of the two (its invoice, if any, has blank keys too and is looked at).
+    invoice_keys = (
+        invoices.select(INVOICE)
+        .unique()
+        .join(touched.with_columns(pl.lit(True).alias("_touched")), on=INVOICE, how="left", nulls_equal=True)
+    )
+    kept = (
+        lines.select(*INVOICE, ROW)
+        .join(
+            invoice_keys.with_columns(pl.lit(True).alias("_exists")), on=INVOICE, how="left", nulls_equal=True
+        )
+        .filter(pl.col("_touched").fill_null(False) | pl.col("_exists").is_null())
+        .select(ROW)
+    )
     return {
         **frames,
         "invoices": invoices.join(touched, on=INVOICE, how="semi", nulls_equal=True).sort(ROW),
-        "invoice_lines": lines.filter(pl.col(ROW).is_in(kept_lines[ROW].implode())),
+        "invoice_lines": lines.filter(pl.col(ROW).is_in(kept[ROW].implode())),
     }
 
 
