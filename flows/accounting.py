@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
+from flows.warehouse import arrow
+
 SHOWN = 3  # offending keys named in the message
 
 # The source, as the checks see it (temp tables of the run, built in this order). Mirrors
@@ -57,88 +59,117 @@ _SOURCE: dict[str, str] = {
                trim(line_id) <> '' as has_line
         from raw_invoice_lines
     """,
+    # Each invoice's lines on both sides in a few numbers (rows, a sum of their ids' hashes, states): only
+    # the invoices where they differ (a repeated line, a missing one, another state...) are compared line
+    # by line (`suspect`), so ten million lines are grouped once a side rather than joined line by line.
+    "source_sums": """
+        select practice_id, invoice_id, count(*) as lines, sum(hash(line_id)) as ids
+        from raw_lines
+        where has_line is true and has_practice and has_invoice
+        group by all
+    """,
+    # lines that cannot be told apart: no line_id, or no practice_id (a handful)
+    "keyless_lines": """
+        select practice_id, invoice_id, line_id, has_practice, has_line from raw_lines
+        where has_invoice is true and (has_line is not true or has_practice is not true)
+    """,
+    # each invoice in scope against invoice_tracking, once: its states, and whether an error is open on it
+    "invoice_match": """
+        select s.practice_id, s.invoice_id, count(t.invoice_id) as states,
+               bool_or(t.invoice_id is not null
+                       and coalesce(t.invoice_state, '') not in ('ready', 'held', 'not_xero')) as odd_state,
+               count(*) filter (where t.invoice_state = 'held') as held,
+               count(*) filter (where t.invoice_state = 'ready') as ready,
+               bool_or(e.invoice_id is not null) as has_error,
+               bool_or(k.invoice_id is not null) as keyless
+        from in_scope s
+        left join invoice_tracking t using (practice_id, invoice_id)
+        left join (select distinct practice_id, invoice_id from exceptions
+                   where severity = 'error' and invoice_id is not null) e using (practice_id, invoice_id)
+        left join (select distinct t.practice_id, t.invoice_id from keyless_lines l join invoice_tracking t
+                     on l.invoice_id = t.invoice_id
+                    and ((l.practice_id = t.practice_id and l.has_line is not true)
+                         or l.has_practice is not true)) k using (practice_id, invoice_id)
+        group by all
+    """,
+    "tracked_sums": """
+        select l.practice_id, l.invoice_id, count(*) as lines, sum(hash(l.line_id)) as ids,
+               bool_or(t.practice_id is not null and l.invoice_state is distinct from t.invoice_state)
+                   as disagrees,
+               bool_or(t.practice_id is null) as no_invoice
+        from line_tracking l left join invoice_tracking t using (practice_id, invoice_id)
+        group by all
+    """,
+    "suspect": """
+        select practice_id, invoice_id
+        from in_scope
+        left join source_sums s using (practice_id, invoice_id)
+        left join tracked_sums t using (practice_id, invoice_id)
+        where s.lines is distinct from t.lines or s.ids is distinct from t.ids or t.disagrees
+    """,
     "source_lines": """
         select distinct l.practice_id, l.invoice_id, l.line_id
-        from raw_lines l join in_scope s using (practice_id, invoice_id)
+        from raw_lines l join suspect s using (practice_id, invoice_id)
         where l.has_line is true
+    """,
+    "tracked_lines": """
+        select l.practice_id, l.invoice_id, l.line_id, count(*) as copies,
+               bool_or(t.practice_id is not null and l.invoice_state is distinct from t.invoice_state)
+                   as disagrees
+        from line_tracking l join suspect s using (practice_id, invoice_id)
+        left join invoice_tracking t using (practice_id, invoice_id)
+        group by all
+    """,
+    "line_match": """
+        select practice_id, invoice_id, line_id,
+               s.line_id is not null as in_source, t.line_id is not null as tracked,
+               coalesce(t.copies, 0) as copies, coalesce(t.disagrees, false) as disagrees
+        from source_lines s full join tracked_lines t using (practice_id, invoice_id, line_id)
     """,
 }
 
 _CHECKS: dict[str, str] = {
     # every exportable invoice of the source is in exactly one state
     "approved invoices of the source are in no state in invoice_tracking": """
-        select s.practice_id, s.invoice_id, null as line_id from in_scope s
-        where not exists (select 1 from invoice_tracking t
-                          where t.practice_id = s.practice_id and t.invoice_id = s.invoice_id)
+        select practice_id, invoice_id, null as line_id from invoice_match where states = 0
     """,
     "invoices are in more than one state, or in one that is not ready, held or not_xero": """
-        select t.practice_id, t.invoice_id, null as line_id
-        from invoice_tracking t join in_scope s using (practice_id, invoice_id)
-        group by all
-        having count(*) <> 1 or bool_or(coalesce(t.invoice_state, '') not in ('ready', 'held', 'not_xero'))
+        select practice_id, invoice_id, null as line_id from invoice_match
+        where states > 1 or odd_state
     """,
     "held invoices have no open error in exceptions saying why": """
-        select t.practice_id, t.invoice_id, null as line_id
-        from invoice_tracking t join in_scope s using (practice_id, invoice_id)
-        where t.invoice_state = 'held'
-          and not exists (select 1 from exceptions e
-                          where e.practice_id = t.practice_id and e.invoice_id = t.invoice_id
-                            and e.severity = 'error')
+        select practice_id, invoice_id, null as line_id from invoice_match where held > 0 and not has_error
     """,
     "ready invoices have an open error in exceptions": """
-        select t.practice_id, t.invoice_id, null as line_id
-        from invoice_tracking t join in_scope s using (practice_id, invoice_id)
-        where t.invoice_state = 'ready'
-          and exists (select 1 from exceptions e
-                      where e.practice_id = t.practice_id and e.invoice_id = t.invoice_id
-                        and e.severity = 'error')
+        select practice_id, invoice_id, null as line_id from invoice_match where ready > 0 and has_error
     """,
     # every line of such an invoice is in exactly one line_tracking row, with its invoice's state
     "lines of the source are not in line_tracking": """
-        select l.practice_id, l.invoice_id, l.line_id from source_lines l
-        where not exists (select 1 from line_tracking t
-                          where t.practice_id = l.practice_id and t.invoice_id = l.invoice_id
-                            and t.line_id = l.line_id)
+        select practice_id, invoice_id, line_id from line_match where in_source and not tracked
     """,
     "lines are in more than one line_tracking row": """
-        select t.practice_id, t.invoice_id, t.line_id
-        from line_tracking t join in_scope s using (practice_id, invoice_id)
-        group by all having count(*) > 1
+        select practice_id, invoice_id, line_id from line_match where copies > 1
     """,
     "line_tracking rows are not lines of the source": """
-        select t.practice_id, t.invoice_id, t.line_id
-        from line_tracking t join in_scope s using (practice_id, invoice_id)
-        where not exists (select 1 from source_lines l
-                          where l.practice_id = t.practice_id and l.invoice_id = t.invoice_id
-                            and l.line_id = t.line_id)
+        select practice_id, invoice_id, line_id from line_match where tracked and not in_source
     """,
     "line_tracking rows disagree with their invoice's state": """
-        select l.practice_id, l.invoice_id, l.line_id
-        from line_tracking l join invoice_tracking t using (practice_id, invoice_id)
-        join in_scope s using (practice_id, invoice_id)
-        where l.invoice_state is distinct from t.invoice_state
+        select practice_id, invoice_id, line_id from line_match where disagrees
     """,
     "line_tracking rows belong to no invoice in invoice_tracking": """
         select l.practice_id, l.invoice_id, l.line_id from line_tracking l
-        where not exists (select 1 from invoice_tracking t
-                          where t.practice_id = l.practice_id and t.invoice_id = l.invoice_id)
+        semi join (select practice_id, invoice_id from tracked_sums where no_invoice) using (practice_id, invoice_id)
     """,
     # a line that cannot be told apart keeps its invoice (any practice's, without a practice_id) from Xero
     "ready invoices have a line of the source without a line_id or practice_id": """
-        select t.practice_id, t.invoice_id, null as line_id
-        from invoice_tracking t join in_scope s using (practice_id, invoice_id)
-        where t.invoice_state = 'ready'
-          and exists (select 1 from raw_lines l
-                      where l.invoice_id = t.invoice_id and l.has_invoice is true
-                        and ((l.practice_id = t.practice_id and l.has_line is not true)
-                             or l.has_practice is not true))
+        select practice_id, invoice_id, null as line_id from invoice_match where ready > 0 and keyless
     """,
     # a line whose invoice does not exist is an ORPHAN_LINE
     "orphan lines of the source are not in exceptions": """
         select l.practice_id, l.invoice_id, l.line_id from raw_lines l
+        semi join (select practice_id, invoice_id from source_sums
+                   anti join invoice_keys using (practice_id, invoice_id)) using (practice_id, invoice_id)
         where l.has_practice and l.has_invoice and l.has_line
-          and not exists (select 1 from invoice_keys k
-                          where k.practice_id = l.practice_id and k.invoice_id = l.invoice_id)
           and not exists (select 1 from exceptions e
                           where e.code = 'ORPHAN_LINE' and e.practice_id = l.practice_id
                             and e.line_id = l.line_id)
@@ -176,7 +207,7 @@ def unaccounted(
         return [Unaccounted(f"the warehouse has no {', '.join(sorted(missing))}", 0, [])]
     scope_filter = ""
     if run_scope_keys is not None:
-        con.register("_accounting_scope", run_scope_keys.select("practice_id", "invoice_id").to_arrow())
+        con.register("_accounting_scope", arrow(run_scope_keys.select("practice_id", "invoice_id")))
         scope_filter = "semi join _accounting_scope k using (practice_id, invoice_id)"
     try:
         # The source's invoices and lines, read once into temp tables the checks share.

@@ -82,7 +82,7 @@ def load_sources(run: Run, source: Path) -> dict[str, str]:
 
 def _show_raw(run: Run, frames: dict[str, pl.DataFrame]) -> None:
     for table, frame in frames.items():
-        run.con.register(f"raw_{table}", frame.to_arrow())
+        run.con.register(f"raw_{table}", wh.arrow(frame))
 
 
 # An ISO-8601 UTC timestamp as exports write it; text in this form sorts as its time does, to the second.
@@ -202,7 +202,7 @@ def plan(run: Run, scope: Scope, chunk_lines: int) -> Plan:
             con, "select practice_id, invoice_id from invoice_tracking where invoice_state = 'held'"
         )
         touched = pl.concat([invoices.select(INVOICE), held]).unique()
-        con.register("_touched", touched.to_arrow())
+        con.register("_touched", wh.arrow(touched))
         old = wh.query(
             con,
             "select practice_id, invoice_id from invoice_tracking semi join _touched using (practice_id, invoice_id)",
@@ -333,11 +333,11 @@ def _replace_results(run: Run, result: Resolution, keys: pl.DataFrame) -> None:
     con = run.con
     for table in RESULT_TABLES:
         wh.delete_invoices(con, table, keys)
-    con.register("_payloads", result.payloads.to_arrow())
-    con.register("_heads", result.xero_invoices.to_arrow())
+    con.register("_payloads", wh.arrow(result.payloads))
+    con.register("_heads", wh.arrow(result.xero_invoices))
     currencies = run.frames["typed"]["invoices"].select(*INVOICE, pl.col("currency").alias("source_currency"))
     states = result.invoice_states.join(currencies, on=INVOICE, how="left", validate="1:1")
-    con.register("_states", states.to_arrow())
+    con.register("_states", wh.arrow(states))
     con.execute(
         """
         create or replace temp table _digests as
@@ -378,7 +378,7 @@ def _replace_results(run: Run, result: Resolution, keys: pl.DataFrame) -> None:
     ):
         if frame.is_empty():
             continue
-        con.register("_rows", frame.to_arrow())
+        con.register("_rows", wh.arrow(frame))
         names = ", ".join(f'"{c}"' for c in frame.columns)
         values = ", ".join(f'r."{c}"' for c in frame.columns)
         con.execute(

@@ -48,10 +48,16 @@ def _python_migration(path: Path):
     return module
 
 
+def arrow(frame: pl.DataFrame):
+    """A frame as Arrow for DuckDB to read: plain (large) strings rather than Polars' string views,
+    which DuckDB scans about twice as slowly (10M source lines: 7 s against 16 s on this machine)."""
+    return frame.to_arrow(compat_level=pl.CompatLevel.oldest())
+
+
 def load_raw(con: duckdb.DuckDBPyConnection, frames: dict[str, pl.DataFrame], files: dict[str, str]) -> None:
     """Replace raw_<table> with the source as read (text columns and the source row number)."""
     for table, frame in frames.items():
-        con.register("_frame", frame.to_arrow())
+        con.register("_frame", arrow(frame))
         con.execute(f"create or replace table raw_{table} as select * from _frame")
         con.unregister("_frame")
         con.execute(
@@ -61,7 +67,7 @@ def load_raw(con: duckdb.DuckDBPyConnection, frames: dict[str, pl.DataFrame], fi
 
 def create_temp(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> None:
     """A table that lives for the run's connection only: never published."""
-    con.register("_frame", frame.to_arrow())
+    con.register("_frame", arrow(frame))
     con.execute(f"create or replace temp table {name} as select * from _frame")
     con.unregister("_frame")
 
@@ -78,7 +84,7 @@ def insert(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> N
     """Append a frame to a table by column name, through Arrow."""
     if frame.is_empty():
         return
-    con.register("_frame", frame.to_arrow())
+    con.register("_frame", arrow(frame))
     columns = ", ".join(f'"{c}"' for c in frame.columns)
     con.execute(f"insert into {table} ({columns}) select {columns} from _frame")
     con.unregister("_frame")
@@ -88,7 +94,7 @@ def delete_invoices(con: duckdb.DuckDBPyConnection, table: str, keys: pl.DataFra
     """Delete the rows of `table` belonging to the given (practice_id, invoice_id) pairs."""
     if keys.is_empty():
         return
-    con.register("_keys", keys.select(INVOICE).unique().to_arrow())
+    con.register("_keys", arrow(keys.select(INVOICE).unique()))
     con.execute(
         f"delete from {table} t using _keys k where t.practice_id = k.practice_id and t.invoice_id = k.invoice_id"
     )
@@ -108,8 +114,8 @@ def merge_exceptions(
 
     A problem still found keeps its first_seen_at; one no longer found moves to exception_history.
     """
-    con.register("_found", found.with_columns(pl.col("code", "severity").cast(pl.Utf8)).to_arrow())
-    con.register("_scope", scope.select(INVOICE).unique().to_arrow())
+    con.register("_found", arrow(found.with_columns(pl.col("code", "severity").cast(pl.Utf8))))
+    con.register("_scope", arrow(scope.select(INVOICE).unique()))
     in_scope = (
         "(e.invoice_id is null)"
         if unattributed
