@@ -1,16 +1,69 @@
 """The batch-writing step of a run: every ready invoice whose content was never sent, rendered by
 flows.xero_files into Xero JSON bodies and CSV files under the run's staging folder, and recorded in
-xero_batches, export_ledger and the batch_id of xero_invoices and xero_line_items."""
+xero_batches, export_ledger and the batch_id of xero_invoices and xero_line_items.
+
+Three threads share the work. The warehouse's owns the run's connection for the step: it streams each
+group's lines (sorted by invoice) and records the group's invoices in their batches as the invoice count
+cuts them, while this thread renders the lines span by span as they arrive, and the files' writes each
+span's files while the next span is rendered. A batch is cut by bytes only when invoices are huge: then
+the invoices it moves are recorded again once rendered.
+"""
 
 from __future__ import annotations
 
+import queue
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+
+import duckdb
+import numpy as np
 import polars as pl
 
 from flows import warehouse as wh
 from flows.publish import Run
-from flows.xero_files import Written, assign_batches, render_invoices, write_batch_files
+from flows.xero_files import (
+    Written,
+    assign_batches,
+    cut_batches,
+    plan_batch_files,
+    render_heads,
+    render_invoices,
+    write_files,
+)
 
 INVOICE = ["practice_id", "invoice_id"]
+# What an invoice's JSON and CSV are made of (flows.xero_files), and line_count to group practices by.
+HEAD_FIELDS = [
+    "practice_id",
+    "invoice_id",
+    "invoice_number",
+    "contact_id",
+    "contact_name",
+    "reference",
+    "issue_date",
+    "due_date",
+    "currency",
+    "xero_status",
+    "line_amount_types",
+    "line_count",
+]
+# What a line's JSON and CSV are made of (flows.xero_files), and line_no to order the lines by.
+LINE_FIELDS = [
+    "line_no",
+    "description",
+    "quantity",
+    "unit_amount",
+    "line_amount",
+    "account_code",
+    "tax_type",
+    "tracking1_name",
+    "tracking1_option",
+    "tracking2_name",
+    "tracking2_option",
+]
+# Lines rendered at a time: the files of a span are written while the next span is rendered.
+SPAN_LINES = 150_000
+STREAM_ROWS = 50_000
 
 
 def _practice_groups(pending: pl.DataFrame, chunk_lines: int) -> list[list[str]]:
@@ -27,70 +80,254 @@ def _practice_groups(pending: pl.DataFrame, chunk_lines: int) -> list[list[str]]
     return groups
 
 
-def _write_practices(
-    run: Run, pending: pl.DataFrame, sequences: dict[str, int], max_invoices: int, max_bytes: int
-) -> Written:
-    """Render and write the batches of some practices' pending invoices (bounded memory)."""
-    con = run.con
-    con.register("_pending", pending.select(INVOICE).to_arrow())
-    items = wh.query(con, "select x.* from xero_line_items x join _pending p using (practice_id, invoice_id)")
-    con.unregister("_pending")
-    batched = assign_batches(render_invoices(pending, items), sequences, max_invoices, max_bytes)
-    return write_batch_files(batched, run.staging)
+def _spans(heads: pl.DataFrame, size: int) -> list[tuple[int, int]]:
+    """Ranges [start, end) of `heads` (sorted by practice) holding whole practices, of about `size`
+    lines by their line_count."""
+    practice = heads["practice_id"]
+    starts = np.flatnonzero(practice.ne_missing(practice.shift(1)).fill_null(True).to_numpy()).tolist()
+    lines_before = np.zeros(heads.height + 1, dtype=np.int64)
+    np.cumsum(heads["line_count"].fill_null(0).to_numpy(), out=lines_before[1:])
+    spans: list[tuple[int, int]] = []
+    begin = 0
+    for start, end in zip(starts, [*starts[1:], heads.height], strict=True):
+        if start > begin and lines_before[end] - lines_before[begin] > size:
+            spans.append((begin, start))
+            begin = start
+    spans.append((begin, heads.height))
+    return spans
+
+
+_END = object()
+
+
+class _Lines:
+    """A group's lines as the warehouse thread streams them, sorted by invoice (their row number in the
+    group's heads) and line_no."""
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue = queue.Queue()
+        self.stop = threading.Event()  # the step failed: stop streaming and recording
+        self.buffered: list[pl.DataFrame] = []
+        self.done = False
+
+    def until(self, end: int) -> pl.DataFrame:
+        """The lines of the invoices before `end` not taken yet (they arrive in invoice order)."""
+        while not self.done and (not self.buffered or self.buffered[-1]["invoice"][-1] < end):
+            item = self.queue.get()
+            if item is _END:
+                self.done = True
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                self.buffered.append(item)
+        if not self.buffered:
+            return pl.DataFrame()
+        lines = pl.concat(self.buffered, rechunk=False)
+        cut = int(np.searchsorted(lines["invoice"].to_numpy(), end, side="left"))
+        self.buffered = [lines.slice(cut)] if cut < lines.height else []
+        return lines.slice(0, cut)
+
+
+class _Record:
+    """Records what was batched in export_ledger, the batch_id of xero_invoices and xero_line_items,
+    and xero_batches, on the run's connection (used by the warehouse thread only, during the step)."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.fields = ", ".join(f"x.{c}" for c in LINE_FIELDS)
+
+    def stream(self, heads: pl.DataFrame, lines: _Lines, by_count: pl.DataFrame) -> bool:
+        """Stream the lines of `heads` (sorted by practice_id, invoice_id) into `lines`, each with
+        `invoice`: its invoice's row number in them. Then, if every invoice has lines, record
+        `by_count` (practice_id, invoice_id, digest, batch_id: the batches as the count cuts them) and
+        say so."""
+        con = self.run.con
+        counts = np.zeros(heads.height, dtype=np.int64)
+        try:
+            con.register(
+                "_pending",
+                wh.arrow(heads.select(*INVOICE, pl.int_range(pl.len(), dtype=pl.Int64).alias("invoice"))),
+            )
+            try:
+                reader = con.execute(
+                    f"""select p.invoice, {self.fields} from xero_line_items x
+                        join _pending p using (practice_id, invoice_id) order by p.invoice, x.line_no"""
+                ).fetch_record_batch(STREAM_ROWS)
+                for batch in reader:
+                    if lines.stop.is_set():
+                        return False
+                    frame = pl.from_arrow(batch)
+                    counts += np.bincount(frame["invoice"].to_numpy(), minlength=heads.height)
+                    lines.queue.put(frame)
+            finally:
+                con.unregister("_pending")
+        except BaseException as error:
+            lines.queue.put(error)
+            raise
+        finally:
+            lines.queue.put(_END)
+        if lines.stop.is_set() or not (counts > 0).all():
+            return False
+        self.sent(by_count)
+        return True
+
+    def sent(self, ledger: pl.DataFrame) -> None:
+        """`ledger`: practice_id, invoice_id, digest, batch_id of invoices put in batches."""
+        import os
+
+        t = os.environ.get("TL_THREADS")
+        if t:
+            before = self.run.con.execute("select current_setting('threads')").fetchone()[0]
+            self.run.con.execute(f"set threads = {t}")
+        try:
+            self._in_transaction(self._sent, ledger)
+        finally:
+            if t:
+                self.run.con.execute(f"set threads = {before}")
+
+    def _sent(self, ledger: pl.DataFrame) -> None:
+        con = self.run.con
+        con.register("_ledger", wh.arrow(ledger))
+        try:
+            con.execute(
+                "insert into export_ledger select practice_id, invoice_id, digest, batch_id, ?, ? from _ledger",
+                [self.run.run_id, self.run.started_at],
+            )
+            for table in ("xero_invoices", "xero_line_items"):
+                con.execute(
+                    f"""update {table} t set batch_id = l.batch_id from _ledger l
+                        where t.practice_id = l.practice_id and t.invoice_id = l.invoice_id"""
+                )
+        finally:
+            con.unregister("_ledger")
+
+    def moved(self, recorded: pl.DataFrame, ledger: pl.DataFrame) -> None:
+        """Record again the invoices whose batch is not the one `recorded` (the same invoices) said."""
+        changed = recorded["batch_id"] != ledger["batch_id"]
+        self._in_transaction(self._moved, recorded.filter(changed), ledger.filter(changed))
+
+    def _moved(self, before: pl.DataFrame, after: pl.DataFrame) -> None:
+        con = self.run.con
+        con.register("_moved", wh.arrow(before))
+        try:
+            con.execute(
+                """delete from export_ledger e using _moved m where e.practice_id = m.practice_id
+                   and e.invoice_id = m.invoice_id and e.batch_id = m.batch_id"""
+            )
+        finally:
+            con.unregister("_moved")
+        self._sent(after)
+
+    def finish(self, batches: pl.DataFrame) -> None:
+        wh.insert(
+            self.run.con,
+            "xero_batches",
+            batches.with_columns(
+                pl.lit(self.run.run_id).alias("run_id"), pl.lit(self.run.started_at).alias("created_at")
+            ),
+        )
+
+    def _in_transaction(self, fn, *args) -> None:
+        """Run `fn` in a transaction of its own, on one DuckDB thread: these writes (an index insert,
+        updates, the commit's checkpoint) gain little from more, and the other threads of the step
+        need the cores."""
+        con = self.run.con
+        threads = con.execute("select current_setting('threads')").fetchone()[0]
+        con.execute("set threads = 1")
+        try:
+            con.execute("begin")
+            try:
+                fn(*args)
+            except BaseException:
+                try:
+                    con.execute("rollback")
+                except duckdb.Error:
+                    pass
+                raise
+            con.execute("commit")
+        finally:
+            con.execute(f"set threads = {int(threads)}")
 
 
 def write_batches(
     run: Run, only_scope: bool, max_invoices: int, max_bytes: int, chunk_lines: int = 2_000_000
 ) -> tuple[int, int, list[str]]:
     """Batch every ready invoice whose content was never sent: those the run recomputed when
-    `only_scope` (a backfill), else every one in the warehouse (nightly: nothing pending is forgotten)."""
+    `only_scope` (a backfill), else every one in the warehouse (nightly: nothing pending is forgotten).
+    Practices go in groups of about `chunk_lines` lines (bounded memory)."""
     con = run.con
     in_scope = "and exists (select 1 from _partition p where p.practice_id = i.practice_id and p.invoice_id = i.invoice_id)"
     pending = wh.query(
         con,
         f"""
-        select i.* from xero_invoices i
+        select {", ".join(f"i.{c}" for c in HEAD_FIELDS)}, t.digest from xero_invoices i
         join invoice_tracking t using (practice_id, invoice_id)
         where t.invoice_state = 'ready' and i.batch_id is null {in_scope if only_scope else ""}
         """,
-    )
+    ).sort(INVOICE)
     if pending.is_empty():
         return 0, 0, []
     sequences = dict(
         con.execute("select practice_id, count(*) + 1 from xero_batches group by practice_id").fetchall()
     )
-    parts = [
-        _write_practices(
-            run, pending.filter(pl.col("practice_id").is_in(group)), sequences, max_invoices, max_bytes
-        )
-        for group in _practice_groups(pending, chunk_lines)
-    ]
-    written = Written(
-        batches=pl.concat([w.batches for w in parts]),
-        ledger=pl.concat([w.ledger for w in parts]),
-        paths=[p for w in parts for p in w.paths],
-    )
-    wh.insert(
-        con,
-        "xero_batches",
-        written.batches.with_columns(
-            pl.lit(run.run_id).alias("run_id"), pl.lit(run.started_at).alias("created_at")
-        ),
-    )
-    ledger = written.ledger
-    con.register("_ledger", ledger.to_arrow())
-    con.execute(
-        """
-        insert into export_ledger
-        select l.practice_id, l.invoice_id, t.digest, l.batch_id, ?, ?
-        from _ledger l join invoice_tracking t using (practice_id, invoice_id)
-        """,
-        [run.run_id, run.started_at],
-    )
-    for table in ("xero_invoices", "xero_line_items"):
-        con.execute(
-            f"""update {table} t set batch_id = l.batch_id from _ledger l
-                where t.practice_id = l.practice_id and t.invoice_id = l.invoice_id"""
-        )
-    con.unregister("_ledger")
-    return written.batches.height, ledger.height, written.paths
+    record = _Record(run)
+    parts: list[Written] = []
+    futures: list[Future] = []
+    lines: _Lines | None = None
+    checks: list[tuple[Future, pl.DataFrame, pl.DataFrame]] = []
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-warehouse") as warehouse,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-files") as files,
+    ):
+        try:
+            writing: Future | None = None
+            for group in _practice_groups(pending, chunk_lines):
+                heads = pending.filter(pl.col("practice_id").is_in(group))
+                by_count = heads.select(*INVOICE, "digest").with_columns(
+                    cut_batches(
+                        heads["practice_id"], None, sequences, max_invoices, max_bytes
+                    ).invoice_batch.alias("batch_id")
+                )
+                lines = _Lines()
+                streaming = warehouse.submit(record.stream, heads, lines, by_count)
+                futures.append(streaming)
+                head_text = render_heads(heads)
+                ledgers = []
+                for start, end in _spans(heads, SPAN_LINES):
+                    items = lines.until(end)
+                    if items.is_empty():
+                        continue
+                    rendered = render_invoices(
+                        heads.slice(start, end - start),
+                        items.with_columns(pl.col("invoice") - start),
+                        head_text.slice(start, end - start),
+                    )
+                    written, planned = plan_batch_files(
+                        assign_batches(rendered, sequences, max_invoices, max_bytes), run.staging
+                    )
+                    if writing is not None:
+                        writing.result()  # the files of one span waiting to be written at most
+                    writing = files.submit(write_files, planned)
+                    futures.append(writing)
+                    parts.append(written)
+                    ledgers.append(written.ledger.select(*INVOICE, "digest", "batch_id"))
+                if ledgers:
+                    checks.append((streaming, by_count, pl.concat(ledgers)))
+            # Each group's invoices recorded by count (or not at all: some had no lines) are set right,
+            # once the next group is on its way.
+            for streaming, by_count, ledger in checks:
+                if not streaming.result():
+                    futures.append(warehouse.submit(record.sent, ledger))
+                elif not by_count["batch_id"].equals(ledger["batch_id"]):
+                    futures.append(warehouse.submit(record.moved, by_count, ledger))
+            if parts:
+                futures.append(warehouse.submit(record.finish, pl.concat([w.batches for w in parts])))
+            for future in futures:
+                future.result()
+        except BaseException:
+            if lines is not None:
+                lines.stop.set()
+            wait(futures)
+            raise
+    batched = sum(w.ledger.height for w in parts)
+    return sum(w.batches.height for w in parts), batched, [p for w in parts for p in w.paths]

@@ -1,19 +1,26 @@
 """Xero batch files: a JSON body for POST /Invoices and the same invoices in the CSV import template.
 
-Rendering is vectorised (Polars builds every invoice's JSON and CSV text at once); Python only cuts the
-invoices into batches and writes the files. Amounts are written from the Decimal columns' exact text as
-JSON numbers (never through a float): 150.0000 -> 150.00, 0.1250 -> 0.125.
+Rendering is vectorised: Polars builds every line's JSON and CSV text at once, with its invoice's own text
+riding on it (the invoice's JSON opening on its first line, its closing on its last; the invoice's columns
+on each CSV row), so that a batch's body is its lines' texts one after the other: read in place from the
+buffers Polars wrote (a slice or two per file, never copied) and written with one system call. Python only
+cuts the invoices into batches (vectorised unless the byte limit bites). Text that many lines share
+(account code, tax type, tracking; dates) is built once per distinct value. Amounts are written from the Decimal columns' exact text as JSON numbers (never through a
+float): 150.0000 -> 150.00, 0.1250 -> 0.125.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import jsonschema
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "xero" / "invoices.schema.json"
 CSV_HEADER = (
@@ -56,8 +63,12 @@ JSON_ESCAPED = ["\\\\", '\\"'] + [_SHORT_ESCAPES.get(c, f"\\u{c:04x}") for c in 
 
 
 def json_string(text: pl.Expr) -> pl.Expr:
-    """A JSON string literal, escaped in one pass (Aho-Corasick), or `null`."""
-    escaped = text.str.replace_many(JSON_RAW, JSON_ESCAPED)
+    """A JSON string literal, escaped in one pass (Aho-Corasick) where it needs escaping, or `null`."""
+    escaped = (
+        pl.when(text.str.contains_any(JSON_RAW))
+        .then(text.str.replace_many(JSON_RAW, JSON_ESCAPED))
+        .otherwise(text)
+    )
     return pl.concat_str([pl.lit('"'), escaped, pl.lit('"')]).fill_null("null")
 
 
@@ -76,73 +87,65 @@ def _cat(*parts: str | pl.Expr) -> pl.Expr:
     return pl.concat_str([pl.lit(p) if isinstance(p, str) else p for p in parts])
 
 
-def _tracking(slot: int) -> pl.Expr:
-    name, option = pl.col(f"tracking{slot}_name"), pl.col(f"tracking{slot}_option")
-    return pl.when(name.is_not_null()).then(
-        _cat('{"Name":', json_string(name), ',"Option":', json_string(option), "}")
-    )
-
-
-def _line_item_json() -> pl.Expr:
-    tracking = pl.concat_str([_tracking(1), _tracking(2)], separator=",", ignore_nulls=True)
-    return _cat(
-        '{"Description":',
-        json_string(pl.col("description")),
-        ',"Quantity":',
-        decimal_text(pl.col("quantity")),
-        ',"UnitAmount":',
-        decimal_text(pl.col("unit_amount")),
-        ',"AccountCode":',
-        json_string(pl.col("account_code")),
-        ',"TaxType":',
-        json_string(pl.col("tax_type")),
-        ',"LineAmount":',
-        decimal_text(pl.col("line_amount"), scale=2),
-        ',"Tracking":[',
-        tracking.fill_null(""),
-        "]}",
-    )
-
-
-def _csv_row(values: dict[str, pl.Expr], columns: list[str], escape: set[str]) -> pl.Expr:
-    """The given columns of a template row, comma separated; columns without a value are empty."""
-    parts = []
-    for column in columns:
+def _csv_fields(values: dict[str, pl.Expr], columns: list[str], escape: set[str]) -> list[str | pl.Expr]:
+    """The given columns of a template row, comma separated, as pieces for `_cat` (no comma before the
+    first or after the last); columns without a value are empty."""
+    parts: list[str | pl.Expr] = []
+    for k, column in enumerate(columns):
+        if k:
+            parts.append(",")
         value = values.get(column)
-        if value is None:
-            parts.append(pl.lit(""))
-        else:
+        if value is not None:
             parts.append(csv_field(value) if column in escape else value.cast(pl.Utf8).fill_null(""))
-    return pl.concat_str(parts, separator=",")
+    merged: list[str | pl.Expr] = []
+    for part in parts:
+        if isinstance(part, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += part
+        else:
+            merged.append(part)
+    return merged
 
 
 HEAD_COLUMNS = CSV_HEADER[: CSV_HEADER.index("*Description")]
 LINE_COLUMNS = CSV_HEADER[CSV_HEADER.index("*Description") : CSV_HEADER.index("Currency")]
 TAIL_COLUMNS = CSV_HEADER[CSV_HEADER.index("Currency") :]
+# A line's own CSV columns, then those it shares with many lines (rendered once per distinct value).
+OWN_COLUMNS = LINE_COLUMNS[: LINE_COLUMNS.index("*UnitAmount") + 1]
+SHARED_COLUMNS = LINE_COLUMNS[len(OWN_COLUMNS) :]
+SHARED = [
+    "account_code",
+    "tax_type",
+    "tracking1_name",
+    "tracking1_option",
+    "tracking2_name",
+    "tracking2_option",
+]
+INVOICE_CLOSE = "]}"
+CRLF = "\r\n"
 
 
-def _csv_head() -> pl.Expr:
-    """The invoice's part of each CSV row (contact, number, reference, dates): built once per invoice."""
+def _csv_open() -> pl.Expr:
+    """The invoice's part of each CSV row (contact, number, reference, dates) and the comma after it."""
     values = {
         "*ContactName": pl.col("contact_name"),
         "*InvoiceNumber": pl.col("invoice_number"),
         "Reference": pl.col("reference"),
-        "*InvoiceDate": pl.col("issue_date").dt.to_string("%Y-%m-%d"),
-        "*DueDate": pl.col("due_date").dt.to_string("%Y-%m-%d"),
+        "*InvoiceDate": pl.col("_issue_date"),
+        "*DueDate": pl.col("_due_date"),
     }
-    return _csv_row(values, HEAD_COLUMNS, escape={"*ContactName", "*InvoiceNumber", "Reference"})
+    return _cat(
+        *_csv_fields(values, HEAD_COLUMNS, escape={"*ContactName", "*InvoiceNumber", "Reference"}), ","
+    )
 
 
-def _csv_tail() -> pl.Expr:
-    return _csv_row({"Currency": pl.col("currency")}, TAIL_COLUMNS, escape=set())
+def _csv_close() -> pl.Expr:
+    """The comma before the invoice's last columns of each CSV row (currency), them, and the line break."""
+    return _cat(",", *_csv_fields({"Currency": pl.col("currency")}, TAIL_COLUMNS, escape=set()), CRLF)
 
 
-def _csv_line() -> pl.Expr:
-    """The line's part of its CSV row, from *Description to TrackingOption2."""
+def _csv_shared() -> pl.Expr:
+    """From the comma after *UnitAmount to TrackingOption2: discount, account code, tax type, tracking."""
     values = {
-        "*Description": pl.col("description"),
-        "*Quantity": decimal_text(pl.col("quantity")),
-        "*UnitAmount": decimal_text(pl.col("unit_amount")),
         "*AccountCode": pl.col("account_code"),
         "*TaxType": pl.col("tax_type"),
         "TrackingName1": pl.col("tracking1_name"),
@@ -150,28 +153,33 @@ def _csv_line() -> pl.Expr:
         "TrackingName2": pl.col("tracking2_name"),
         "TrackingOption2": pl.col("tracking2_option"),
     }
-    text = {c for c in values if c not in ("*Quantity", "*UnitAmount")}
-    return _csv_row(values, LINE_COLUMNS, escape=text)
+    return _cat(",", *_csv_fields(values, SHARED_COLUMNS, escape=set(values)))
 
 
-def render_invoices(heads: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
-    """One row per invoice: its JSON object and CSV rows as text, its line count and JSON size in bytes.
-
-    `heads` are xero_invoices rows, `items` their xero_line_items rows.
-    """
-    head_csv = heads.lazy().select(*INVOICE, _csv_head().alias("csv_head"), _csv_tail().alias("csv_tail"))
-    lines = (
-        items.lazy()
-        .sort([*INVOICE, "line_no"])
-        .with_columns(_line_item_json().alias("line_json"), _csv_line().alias("csv_line"))
-        .join(head_csv, on=INVOICE, how="inner")
-        .group_by(INVOICE, maintain_order=True)
-        .agg(
-            pl.col("line_json").str.join(",").alias("line_items"),
-            pl.concat_str(["csv_head", "csv_line", "csv_tail"], separator=",").str.join("\r\n").alias("csv"),
-            pl.len().cast(pl.Int32).alias("line_count"),
-        )
+def _tracking(slot: int) -> pl.Expr:
+    name, option = pl.col(f"tracking{slot}_name"), pl.col(f"tracking{slot}_option")
+    return pl.when(name.is_not_null()).then(
+        _cat('{"Name":', json_string(name), ',"Option":', json_string(option), "}")
     )
+
+
+def _json_shared() -> tuple[pl.Expr, pl.Expr]:
+    """A line item's JSON from AccountCode to the LineAmount key, and from Tracking to its end."""
+    tracking = pl.concat_str([_tracking(1), _tracking(2)], separator=",", ignore_nulls=True)
+    return (
+        _cat(
+            ',"AccountCode":',
+            json_string(pl.col("account_code")),
+            ',"TaxType":',
+            json_string(pl.col("tax_type")),
+            ',"LineAmount":',
+        ),
+        _cat(',"Tracking":[', tracking.fill_null(""), "]}"),
+    )
+
+
+def _invoice_open() -> pl.Expr:
+    """The invoice's JSON object up to and including the opening of its line items."""
     contact = (
         pl.when(pl.col("contact_id").is_not_null())
         .then(_cat('{"ContactID":', json_string(pl.col("contact_id")), "}"))
@@ -180,7 +188,7 @@ def render_invoices(heads: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
     reference = pl.when(pl.col("reference").is_not_null()).then(
         _cat('"Reference":', json_string(pl.col("reference")), ",")
     )
-    invoice = _cat(
+    return _cat(
         '{"Type":"ACCREC","Contact":',
         contact,
         ',"InvoiceNumber":',
@@ -188,9 +196,9 @@ def render_invoices(heads: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
         ",",
         reference.fill_null(""),
         '"Date":"',
-        pl.col("issue_date").dt.to_string("%Y-%m-%d"),
+        pl.col("_issue_date"),
         '","DueDate":"',
-        pl.col("due_date").dt.to_string("%Y-%m-%d"),
+        pl.col("_due_date"),
         '","CurrencyCode":',
         json_string(pl.col("currency")),
         ',"Status":',
@@ -198,98 +206,377 @@ def render_invoices(heads: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
         ',"LineAmountTypes":',
         json_string(pl.col("line_amount_types")),
         ',"LineItems":[',
-        pl.col("line_items"),
-        "]}",
     )
-    return (
-        heads.lazy()
-        .join(lines, on=INVOICE, how="inner", validate="1:1")
-        .select(*INVOICE, invoice.alias("json"), "csv", "line_count")
-        .with_columns(pl.col("json").str.len_bytes().alias("bytes"))
-        .sort(INVOICE)
-        .collect()
+
+
+def _date_text(dates: pl.Series) -> pl.Series:
+    """YYYY-MM-DD, formatted once per day of the dates' range (when it is not absurdly long)."""
+    days = dates.cast(pl.Int32)
+    low, high = days.min(), days.max()
+    if low is None or high - low > 200_000:
+        return dates.dt.to_string("%Y-%m-%d")
+    table = pl.date_range(dates.min(), dates.max(), eager=True).dt.to_string("%Y-%m-%d")
+    return table.gather(days - low)
+
+
+def _distinct(frame: pl.DataFrame, columns: list[str]) -> tuple[pl.DataFrame, pl.Series]:
+    """The distinct rows of `frame[columns]`, and for each row of `frame` the number of its distinct row."""
+    groups = frame.select(columns).with_row_index("_row").group_by(columns).agg("_row")
+    rows = groups.select(pl.col("_row").explode())["_row"].to_numpy()
+    number = np.empty(frame.height, dtype=np.uint32)
+    number[rows] = np.repeat(np.arange(groups.height, dtype=np.uint32), groups["_row"].list.len().to_numpy())
+    return groups.drop("_row"), pl.Series(number)
+
+
+class Text:
+    """A column of rendered text (Arrow string views, as Polars made it: not copied), read as byte slices.
+
+    A view is (length, buffer, offset) or, up to 12 bytes, the text itself; rows that follow each other
+    in one buffer are read as one slice."""
+
+    def __init__(self, series: pl.Series) -> None:
+        array = series.to_arrow(compat_level=pl.CompatLevel.newest())
+        if isinstance(array, pa.ChunkedArray):
+            array = array.combine_chunks()
+        if array.type != pa.string_view():
+            array = array.cast(pa.string_view())
+        self.array = array  # keeps the buffers alive
+        buffers = array.buffers()
+        n = len(array)
+        views = np.frombuffer(buffers[1], dtype=np.int32).reshape(-1, 4)[array.offset : array.offset + n]
+        self.length = views[:, 0].astype(np.int64)
+        inline = self.length <= 12
+        # Buffer -1 is the views' own: an inline text starts 4 bytes into its 16-byte view.
+        self.buffer = np.where(inline, -1, views[:, 2])
+        self.start = np.where(inline, (np.arange(n, dtype=np.int64) + array.offset) * 16 + 4, views[:, 3])
+        self.data = [memoryview(b if b is not None else b"") for b in buffers[2:]] + [memoryview(buffers[1])]
+        follows = np.zeros(n, dtype=bool)
+        follows[1:] = (
+            ~inline[1:]
+            & ~inline[:-1]
+            & (self.buffer[1:] == self.buffer[:-1])
+            & (self.start[1:] == self.start[:-1] + self.length[:-1])
+        )
+        self.runs = np.flatnonzero(~follows)  # first row of each run of rows one slice can read
+        self.before = np.zeros(n + 1, dtype=np.int64)  # bytes before each row
+        np.cumsum(self.length, out=self.before[1:])
+
+    def pieces(self, first: int, end: int, trim: int = 0) -> list[memoryview]:
+        """Rows first .. end - 1 as slices, less `trim` bytes at the end."""
+        out = []
+        run = int(np.searchsorted(self.runs, first, side="right")) - 1
+        while first < end:
+            stop = int(self.runs[run + 1]) if run + 1 < len(self.runs) else len(self.length)
+            last = min(stop, end) - 1
+            begin, finish = int(self.start[first]), int(self.start[last] + self.length[last])
+            out.append(self.data[self.buffer[first]][begin:finish])
+            first, run = last + 1, run + 1
+        while trim:
+            cut = min(trim, len(out[-1]))
+            out[-1] = out[-1][: len(out[-1]) - cut]
+            trim -= cut
+            if not len(out[-1]):
+                out.pop()
+        return out
+
+
+@dataclass
+class Rendered:
+    """Every line's JSON and CSV text, in invoice order, laid out so that the text of any run of whole
+    invoices is the lines' texts one after the other.
+
+    `json` row k is line k's JSON object, preceded by its invoice's opening (`{"Type":...,"LineItems":[`) on
+    the invoice's first line and by "," on the others, and followed on the last line by the invoice's
+    closing and SEPARATOR: invoices a..b are rows lines[a] .. lines[b + 1] - 1, less the final SEPARATOR.
+    `csv` row k is line k's CSV row with its CRLF.
+    """
+
+    invoices: pl.DataFrame  # the rendered invoices' heads rows, in (practice_id, invoice_id) order
+    lines: np.ndarray  # int64, invoices.height + 1: invoice i's lines are lines[i] .. lines[i + 1] - 1
+    json: Text
+    csv: Text
+
+    def json_bytes(self) -> np.ndarray:
+        """Each invoice's JSON object, in bytes (without SEPARATOR)."""
+        return np.diff(self.json.before[self.lines]) - len(SEPARATOR)
+
+
+def order_lines(items: pl.DataFrame) -> pl.DataFrame:
+    """Lines (with `invoice`, their invoice's row number) sorted by invoice and line_no (unless they are)."""
+    items = items.with_columns(pl.col("invoice").cast(pl.Int64))
+    same = pl.col("invoice") == pl.col("invoice").shift(1)
+    in_order = (~same | (pl.col("line_no") > pl.col("line_no").shift(1))).fill_null(True).all()
+    if items["invoice"].is_sorted() and items.select(in_order).item():
+        return items
+    return items.sort("invoice", "line_no")
+
+
+def render_heads(heads: pl.DataFrame) -> pl.DataFrame:
+    """Each invoice's own text: its JSON opening, and the start and end of each of its CSV rows."""
+    dated = heads.with_columns(
+        _date_text(heads["issue_date"]).alias("_issue_date"), _date_text(heads["due_date"]).alias("_due_date")
     )
+    return dated.select(
+        _invoice_open().alias("_open"), _csv_open().alias("_csv_open"), _csv_close().alias("_csv_close")
+    )
+
+
+def line_counts(items: pl.DataFrame, invoices: int) -> np.ndarray:
+    """How many of `items` each invoice has (by `invoice`, the row number of their invoice)."""
+    return np.bincount(items["invoice"].cast(pl.Int64).to_numpy(), minlength=invoices)
+
+
+def render_invoices(
+    heads: pl.DataFrame, items: pl.DataFrame, head_text: pl.DataFrame | None = None
+) -> Rendered:
+    """Render invoices and their lines (an invoice without lines is left out, as it has no batch).
+
+    `heads` are xero_invoices rows, sorted by (practice_id, invoice_id) without repeats; `items` their
+    xero_line_items rows (at least line_no, the line's columns and SHARED), in any order, with `invoice`:
+    the row number of the line's invoice in `heads`. `head_text` is render_heads(heads) if already made.
+    """
+    items = order_lines(items)
+    invoice = items["invoice"]
+    counts = line_counts(items, heads.height)
+    kept = counts > 0
+    lines = np.zeros(int(kept.sum()) + 1, dtype=np.int64)
+    np.cumsum(counts[kept], out=lines[1:])
+    per_head = render_heads(heads) if head_text is None else head_text
+    shared, number = _distinct(items, SHARED)
+    json_amount, json_tracking = _json_shared()
+    per_shared = shared.select(
+        json_amount.alias("_json_amount"),
+        json_tracking.alias("_json_tracking"),
+        _csv_shared().alias("_csv_shared"),
+    )
+    own = {
+        "*Description": pl.col("description"),
+        "*Quantity": pl.col("_quantity"),
+        "*UnitAmount": pl.col("_unit_amount"),
+    }
+    first = (pl.col("invoice") != pl.col("invoice").shift(1)).fill_null(True)
+    last = (pl.col("invoice") != pl.col("invoice").shift(-1)).fill_null(True)
+    text = items.with_columns(
+        *per_head[invoice].get_columns(),
+        *per_shared[number].get_columns(),
+        decimal_text(pl.col("quantity")).alias("_quantity"),
+        decimal_text(pl.col("unit_amount")).alias("_unit_amount"),
+    ).select(
+        _cat(
+            pl.when(first).then(pl.col("_open")).otherwise(pl.lit(",")),
+            '{"Description":',
+            json_string(pl.col("description")),
+            ',"Quantity":',
+            pl.col("_quantity"),
+            ',"UnitAmount":',
+            pl.col("_unit_amount"),
+            pl.col("_json_amount"),
+            decimal_text(pl.col("line_amount"), scale=2),
+            pl.col("_json_tracking"),
+            pl.when(last).then(pl.lit(INVOICE_CLOSE + SEPARATOR)).otherwise(pl.lit("")),
+        ).alias("json"),
+        _cat(
+            pl.col("_csv_open"),
+            *_csv_fields(own, OWN_COLUMNS, escape={"*Description"}),
+            pl.col("_csv_shared"),
+            pl.col("_csv_close"),
+        ).alias("csv"),
+    )
+    for column in text.get_columns():
+        if column.null_count():
+            raise XeroBodyInvalid(
+                f"a line could not be rendered as {column.name}: a value it needs is missing"
+            )
+    return Rendered(heads.filter(pl.Series(kept)), lines, Text(text["json"]), Text(text["csv"]))
+
+
+def _greedy(sizes: np.ndarray, max_invoices: int, room: int) -> np.ndarray:
+    """Batch number (from 0) of each invoice of one practice: a new batch when the invoice would take the
+    batch over `max_invoices` invoices or `room` bytes (an invoice alone is never cut)."""
+    out = np.empty(len(sizes), dtype=np.int64)
+    batch, count, used = 0, 0, 0
+    for k, size in enumerate(sizes.tolist()):
+        if count and (count >= max_invoices or used + len(SEPARATOR) + size > room):
+            batch, count, used = batch + 1, 0, 0
+        used += size + (len(SEPARATOR) if count else 0)
+        count += 1
+        out[k] = batch
+    return out
+
+
+@dataclass
+class Cut:
+    batches: pl.DataFrame  # batch_id, practice_id, first (its first invoice), invoice_count
+    invoice_batch: pl.Series  # each invoice's batch_id
+
+
+def cut_batches(
+    practice: pl.Series,
+    sizes: np.ndarray | None,
+    next_sequence: dict[str, int],
+    max_invoices: int = 50,
+    max_bytes: int = 3_500_000,
+) -> Cut:
+    """Cut each practice's invoices (`practice`: their practice_id, in invoice order) into batches of at
+    most `max_invoices` invoices and `max_bytes` of JSON body (`sizes`: each invoice's JSON in bytes; None
+    to cut by count alone), numbered <practice_id>-<sequence> from `next_sequence`."""
+    n = practice.len()
+    if not n:
+        empty = pl.DataFrame(
+            schema={"batch_id": pl.Utf8, "practice_id": pl.Utf8, "first": pl.Int64, "invoice_count": pl.Int32}
+        )
+        return Cut(empty, pl.Series("batch_id", [], dtype=pl.Utf8))
+    room = max_bytes - len(BODY_START) - len(BODY_END)
+    starts = np.flatnonzero(practice.ne_missing(practice.shift(1)).fill_null(True).to_numpy())
+    ends = np.append(starts[1:], n).astype(np.int64)
+    position = np.arange(n) - np.repeat(starts, ends - starts)
+    # Cut by count alone: where every such batch fits in `room`, it is what the greedy cut by count and
+    # bytes gives; else cut greedily.
+    every = max(max_invoices, 1)
+    local = position // every
+    new = np.flatnonzero(position % every == 0)
+    if sizes is not None and (
+        max_invoices < 1
+        or (np.add.reduceat(sizes, new) + len(SEPARATOR) * (np.diff(np.append(new, n)) - 1) > room).any()
+    ):
+        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+            local[start:end] = _greedy(sizes[start:end], max_invoices, room)
+        new = np.flatnonzero((np.diff(local, prepend=-1) != 0) | (position == 0))
+    practices = practice.gather(new).to_list()
+    batch_ids = [
+        f"{p}-{next_sequence.get(p, 1) + s:06d}" for p, s in zip(practices, local[new].tolist(), strict=True)
+    ]
+    count = np.diff(np.append(new, n))
+    batches = pl.DataFrame(
+        {
+            "batch_id": pl.Series(batch_ids, dtype=pl.Utf8),
+            "practice_id": pl.Series(practices, dtype=pl.Utf8),
+            "first": pl.Series(new, dtype=pl.Int64),
+            "invoice_count": pl.Series(count, dtype=pl.Int32),
+        }
+    )
+    return Cut(batches, batches["batch_id"].gather(pl.Series(np.repeat(np.arange(len(new)), count))))
+
+
+@dataclass
+class Batched:
+    rendered: Rendered
+    # batch_id, practice_id, first (its first invoice in rendered.invoices), invoice_count
+    batches: pl.DataFrame
+    invoice_batch: pl.Series  # each rendered invoice's batch_id
 
 
 def assign_batches(
-    rendered: pl.DataFrame, next_sequence: dict[str, int], max_invoices: int = 50, max_bytes: int = 3_500_000
-) -> pl.DataFrame:
-    """Cut each practice's invoices (in invoice order) into batches of at most `max_invoices` invoices and
-    `max_bytes` of JSON body, numbered <practice_id>-<sequence> from `next_sequence`."""
-    room = max_bytes - len(BODY_START) - len(BODY_END)
-    batch_ids: list[str] = []
-    for practice_id, sizes in zip(
-        *rendered.group_by("practice_id", maintain_order=True).agg("bytes").get_columns(), strict=True
-    ):
-        sequence, count, used = next_sequence.get(practice_id, 1), 0, 0
-        for size in sizes:
-            if count and (count >= max_invoices or used + len(SEPARATOR) + size > room):
-                sequence, count, used = sequence + 1, 0, 0
-            used += size + (len(SEPARATOR) if count else 0)
-            count += 1
-            batch_ids.append(f"{practice_id}-{sequence:06d}")
-    return rendered.with_columns(pl.Series("batch_id", batch_ids, dtype=pl.Utf8))
+    rendered: Rendered, next_sequence: dict[str, int], max_invoices: int = 50, max_bytes: int = 3_500_000
+) -> Batched:
+    """Cut each practice's rendered invoices into batches (cut_batches)."""
+    cut = cut_batches(
+        rendered.invoices["practice_id"], rendered.json_bytes(), next_sequence, max_invoices, max_bytes
+    )
+    return Batched(rendered, cut.batches, cut.invoice_batch)
 
 
 @dataclass
 class Written:
     batches: pl.DataFrame  # batch_id, practice_id, path, csv_path, invoice_count, line_count, bytes
-    ledger: pl.DataFrame  # practice_id, invoice_id, batch_id
+    ledger: pl.DataFrame  # the batched invoices' heads rows (as rendered) and their batch_id
     paths: list[str]
 
 
-def write_batch_files(batched: pl.DataFrame, root: Path) -> Written:
-    """Write every batch's JSON and CSV under `root/xero/<practice_id>/`.
+@dataclass
+class Files:
+    """The files of some batches, still to write: each is a fixed opening, slices of text, a fixed end."""
 
-    The first invoice of each practice is checked against Xero's schema as the run goes (every invoice is
-    built by the same expressions, and the values the schema limits are checked by Pandera before); the
-    tests check every body they produce in full.
-    """
-    header = ",".join(CSV_HEADER) + "\r\n"
-    bodies = (
-        batched.group_by("batch_id", maintain_order=True)
-        .agg(
-            pl.col("practice_id").first(),
-            pl.col("json").str.join(SEPARATOR),
-            pl.col("csv").str.join("\r\n"),
-            pl.len().cast(pl.Int32).alias("invoice_count"),
-            pl.col("line_count").sum().cast(pl.Int32),
+    root: Path
+    paths: list[str]  # xero/<practice_id>/<batch_id>.json and .csv, alternately
+    contents: list[list[bytes | memoryview]]
+    checks: dict[int, tuple[str, list[bytes | memoryview]]]  # before file k: a batch's body to check
+
+
+def plan_batch_files(batched: Batched, root: Path) -> tuple[Written, Files]:
+    """What every batch's JSON and CSV under `root/xero/<practice_id>/` hold, and their rows, without
+    writing them (write_files does, checking the first invoice of each practice against Xero's schema:
+    every invoice is built by the same expressions, and the values the schema limits are checked by
+    Pandera before; the tests check every body they produce in full)."""
+    rendered, batches = batched.rendered, batched.batches
+    header = (",".join(CSV_HEADER) + CRLF).encode("utf-8")
+    start, end = BODY_START.encode("utf-8"), BODY_END.encode("utf-8")
+    first = batches["first"].to_numpy()
+    line_from = rendered.lines[first]
+    line_to = rendered.lines[np.append(first[1:], len(rendered.lines) - 1).astype(np.int64)]
+    paths: list[str] = []
+    contents: list[list[bytes | memoryview]] = []
+    checks: dict[int, tuple[str, list[bytes | memoryview]]] = {}
+    seen: set[str] = set()
+    for k, (batch_id, practice_id, line, stop) in enumerate(
+        zip(
+            *batches.select("batch_id", "practice_id").get_columns(),
+            line_from.tolist(),
+            line_to.tolist(),
+            strict=True,
         )
-        .with_columns(
-            _cat("xero/", pl.col("practice_id"), "/", pl.col("batch_id"), ".json").alias("path"),
-            _cat("xero/", pl.col("practice_id"), "/", pl.col("batch_id"), ".csv").alias("csv_path"),
-        )
-    )
-    sizes, paths, checked = [], [], set()
-    for folder in bodies["practice_id"].unique():
-        (root / "xero" / folder).mkdir(parents=True, exist_ok=True)
-    for batch_id, practice_id, body_json, body_csv, path, csv_path in bodies.select(
-        "batch_id", "practice_id", "json", "csv", "path", "csv_path"
-    ).iter_rows():
-        body = (BODY_START + body_json + BODY_END).encode("utf-8")
-        if practice_id not in checked:
-            first = body_json[
-                : len(body_json) if SEPARATOR not in body_json else body_json.index(SEPARATOR + "{")
-            ]
-            check_body(batch_id, (BODY_START + first + BODY_END).encode("utf-8"))
-            checked.add(practice_id)
-        (root / path).write_bytes(body)
-        (root / csv_path).write_bytes((header + body_csv + "\r\n").encode("utf-8"))
-        sizes.append(len(body))
-        paths += [path, csv_path]
-    return Written(
-        batches=bodies.select(
+    ):
+        if practice_id not in seen:
+            seen.add(practice_id)
+            one = rendered.json.pieces(line, int(rendered.lines[first[k] + 1]), trim=len(SEPARATOR))
+            checks[len(paths)] = (batch_id, [start, *one, end])
+        paths += [f"xero/{practice_id}/{batch_id}.json", f"xero/{practice_id}/{batch_id}.csv"]
+        contents += [
+            [start, *rendered.json.pieces(line, stop, trim=len(SEPARATOR)), end],
+            [header, *rendered.csv.pieces(line, stop)],
+        ]
+    json_bytes = rendered.json.before[line_to] - rendered.json.before[line_from] - len(SEPARATOR)
+    written = Written(
+        batches=batches.select(
             "batch_id",
             "practice_id",
-            "path",
-            "csv_path",
+            pl.format("xero/{}/{}.json", "practice_id", "batch_id").alias("path"),
+            pl.format("xero/{}/{}.csv", "practice_id", "batch_id").alias("csv_path"),
             "invoice_count",
-            "line_count",
-            pl.Series("bytes", sizes, dtype=pl.Int64),
+            pl.Series("line_count", line_to - line_from, dtype=pl.Int32),
+            pl.Series("bytes", json_bytes + len(start) + len(end), dtype=pl.Int64),
         ),
-        ledger=batched.select(*INVOICE, "batch_id"),
+        ledger=rendered.invoices.with_columns(batched.invoice_batch.alias("batch_id")),
         paths=paths,
     )
+    return written, Files(root, paths, contents, checks)
+
+
+def write_files(files: Files) -> None:
+    """Write planned files, checking each practice's first invoice before its first file (file I/O
+    releases the GIL: this may run on a thread of its own)."""
+    folders: set[str] = set()
+    for k, (path, content) in enumerate(zip(files.paths, files.contents, strict=True)):
+        if k in files.checks:
+            batch_id, body = files.checks[k]
+            check_body(batch_id, b"".join(body))
+        folder = path[: path.rindex("/")]
+        if folder not in folders:
+            (files.root / folder).mkdir(parents=True, exist_ok=True)
+            folders.add(folder)
+        _write(files.root / path, content)
+
+
+def _write(path: Path, pieces: list[bytes | memoryview]) -> None:
+    """Create (or replace) a file holding the pieces one after the other, with one system call where it can."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        pieces = [memoryview(piece) for piece in pieces if len(piece)]
+        while pieces:
+            done = os.writev(descriptor, pieces[:512])
+            while pieces and done >= len(pieces[0]):
+                done -= len(pieces.pop(0))
+            if done:
+                pieces[0] = pieces[0][done:]
+    finally:
+        os.close(descriptor)
+
+
+def write_batch_files(batched: Batched, root: Path) -> Written:
+    """Write every batch's JSON and CSV under `root/xero/<practice_id>/` (plan_batch_files, write_files)."""
+    written, files = plan_batch_files(batched, root)
+    write_files(files)
+    return written
 
 
 def check_body(batch_id: str, body: bytes) -> None:
