@@ -738,9 +738,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pieces", default="engines,backfill,batches,nightly", help="which pieces to run")
     parser.add_argument(
         "--batch-sizes",
-        default="100k",
-        help="sizes for the batches piece (default 100k: at the "
-        "throughput measured, 1M takes ten minutes and 10M an hour)",
+        default="1M",
+        help="sizes for the batches piece (default 1M; 10M adds a second 10M backfill and ~10 GB of files)",
     )
     parser.add_argument(
         "--nightly-size", default=None, help="warehouse size for the nightly (default: the largest)"
