@@ -16,7 +16,8 @@ Pieces, per size:
   pandas    bench/peer_pandas.py on DataFrames already in memory.
   agree     the three per-line results, row for row (written aside after timing, compared by DuckDB).
   backfill  `run_pipeline(Scope("backfill"), emit_batches=False)` from the Parquet source on a new warehouse.
-  fixed     the same backfill on an empty source (size 0): the fixed cost of a run.
+  fixed     the same backfill on an empty source (size 0): the fixed cost of a run; and `trackline backfill`
+            on it as a user runs it (fresh process, Prefect), beside a Prefect flow that does nothing.
   batches   a backfill with --emit-batches; the batch-writing step is timed on its own.
   nightly   10,000 invoices changed on top of the warehouse the batches piece left (every ready invoice
             batched), against the same nightly from an empty warehouse with only those invoices.
@@ -194,6 +195,44 @@ def work_pipeline(args: argparse.Namespace) -> dict:
     }
 
 
+# A flow that does nothing, under the same Prefect as `trackline`: what Prefect itself needs per run.
+PREFECT_FLOOR = "from prefect import flow\n\n@flow(name='noop')\ndef noop():\n    return 1\n\nnoop()\n"
+
+
+def work_cli(args: argparse.Namespace) -> dict:
+    """`trackline backfill` as a user runs it (a fresh process, a Prefect flow with its temporary API
+    server), and a Prefect flow that does nothing, both with the same PREFECT_HOME (made by the first run;
+    its database migrations are in that run's figures)."""
+    home = Path(args.out).parent / "prefect-home"
+    home.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PREFECT_HOME=str(home), DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    trackline = Path(sys.executable).parent / "trackline"
+    shutil.rmtree(args.out, ignore_errors=True)
+    for leftover in Path(args.warehouse).parent.glob(Path(args.warehouse).name + "*"):
+        leftover.unlink()
+    commands = {
+        "prefect_floor_seconds": [sys.executable, "-c", PREFECT_FLOOR],
+        "seconds": [
+            str(trackline),
+            "backfill",
+            "--source",
+            str(args.source),
+            "--warehouse",
+            args.warehouse,
+            "--out",
+            args.out,
+        ],
+    }
+    found = {}
+    for key, command in commands.items():
+        started = time.perf_counter()
+        done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=REPO)
+        found[key] = time.perf_counter() - started
+        if done.returncode:
+            raise RuntimeError(f"{' '.join(command[:2])} failed: {done.stderr.strip()[-500:]}")
+    return found
+
+
 PRESEND = """
 begin;
 insert into xero_batches
@@ -244,6 +283,7 @@ WORKERS = {
     "pandas": work_pandas,
     "pipeline": work_pipeline,
     "agree": work_agree,
+    "cli": work_cli,
     "presend": work_presend,
     "profile": work_profile,
 }
@@ -556,6 +596,10 @@ class Bench:
             if "backfill" in opts.pieces:
                 for _ in range(opts.repeats):
                     self.pipeline("0", "fixed", sources["0"])
+                place = WORK / "runs" / "0" / "cli"
+                for _ in range(opts.repeats):
+                    cli = ["--source", str(sources["0"]), "--warehouse", str(place / "warehouse.duckdb")]
+                    self.measure("0", "cli", "fixed via the CLI", [*cli, "--out", str(place / "out")])
             if "batches" in opts.pieces:
                 for size in opts.batch_sizes:
                     self.pipeline(size, "batches", sources[size], emit=True)
@@ -616,6 +660,8 @@ class Bench:
                     step = entry.get("stages", {}).get("batches")
                     entry["invoices_batched"] = batched
                     entry["invoices_per_second"] = batched / step if step else None
+                if label == "fixed via the CLI" and ok:
+                    entry["prefect_floor_seconds"] = _median(runs, "prefect_floor_seconds")
                 if label == "core" and ok:
                     entry["lines"] = ok[0].get("lines")
                     entry["chunks"] = ok[0].get("chunks")
@@ -711,6 +757,12 @@ def render(info: dict) -> None:
             if label.startswith("agree"):
                 for r in runs:
                     print(f"{size} {label}: {r.get('describe') or r.get('error')}")
+    cli = info["medians"].get("0", {}).get("fixed via the CLI", {})
+    if cli.get("seconds") and cli.get("prefect_floor_seconds"):
+        print(
+            f"fixed cost as a user runs it: `trackline backfill` on an empty source {cli['seconds']:.1f} s; "
+            f"a Prefect flow that does nothing {cli['prefect_floor_seconds']:.1f} s (medians)"
+        )
     load = info.get("load_average", {})
     if load:
         print(
