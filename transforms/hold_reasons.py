@@ -309,19 +309,25 @@ def amount_problems(lines: pl.LazyFrame, files: dict[str, str]) -> pl.LazyFrame:
 
 def consolidation_problems(lines: pl.LazyFrame, files: dict[str, str]) -> pl.LazyFrame:
     """R6: a consolidated invoice whose lines have different effective tax types is held."""
+    taxed = lines.filter(pl.col("consolidated") & pl.col("tax_type").is_not_null())
+    mixed_invoices = (
+        taxed.group_by("practice_id", "invoice_id")
+        .agg(pl.col("tax_type").n_unique().alias("tax_types"))
+        .filter(pl.col("tax_types") > 1)
+    )
+    # The (few) mixed invoices' lines, in line order, named one by one.
     mixed = (
-        lines.filter(pl.col("consolidated") & pl.col("tax_type").is_not_null())
+        taxed.join(mixed_invoices, on=["practice_id", "invoice_id"], how="semi")
+        .sort("practice_id", "invoice_id", "line_no")
         .group_by("practice_id", "invoice_id", maintain_order=True)
         .agg(
             pl.col("invoice_number").first(),
-            pl.col("tax_type").n_unique().alias("tax_types"),
             pl.format(
                 "row {} (line {}) tax_type '{}'", shown("line_row"), pl.col("line_id"), pl.col("tax_type")
             )
             .str.join(", ")
             .alias("pairs"),
         )
-        .filter(pl.col("tax_types") > 1)
     )
     return problems(
         mixed,
@@ -443,35 +449,37 @@ def source_problems_of_invoices(
         .join(inv, left_on=["practice_id", "key"], right_on=["practice_id", "client_id"])
         .drop("key"),
     ]
-    used = lines.select(
-        "practice_id",
-        "invoice_id",
-        "line_id",
-        pl.col("service_template_id").alias("template"),
-        # The owner is depended on wherever slot 2 would come from it and be sent, whichever copy of a
-        # repeated team member was kept (the kept copy may have no option, the other one may).
-        pl.when(pl.col("is_xero") & ~pl.col("consolidated") & slot2_from_owner())
-        .then(pl.col("owner_team_member_id"))
-        .alias("owner"),
-        pl.when(pl.col("sends_slot1")).then(pl.col("tracking1_option_id")).alias("option1"),
-        pl.when(pl.col("sends_slot2")).then(pl.col("tracking2_option_id")).alias("option2"),
-        pl.when(pl.col("sends_slot1")).then(pl.col("tracking1_category_id")).alias("category1"),
-        pl.when(pl.col("sends_slot2")).then(pl.col("tracking2_category_id")).alias("category2"),
+    # Where each line depends on a reference row, as (table, the line's column naming it, when it does).
+    # The owner is depended on wherever slot 2 would come from it and be sent, whichever copy of a
+    # repeated team member was kept (the kept copy may have no option, the other one may).
+    depends = (
+        ("service_templates", "service_template_id", pl.lit(True)),
+        (
+            "team_members",
+            "owner_team_member_id",
+            pl.col("is_xero") & ~pl.col("consolidated") & slot2_from_owner(),
+        ),
+        ("tracking_options", "tracking1_option_id", pl.col("sends_slot1")),
+        ("tracking_options", "tracking2_option_id", pl.col("sends_slot2")),
+        ("tracking_categories", "tracking1_category_id", pl.col("sends_slot1")),
+        ("tracking_categories", "tracking2_category_id", pl.col("sends_slot2")),
     )
-    by_line = [
-        by(table)
-        .drop("line_id")
-        .join(used, left_on=["practice_id", "key"], right_on=["practice_id", column])
-        .select("practice_id", "invoice_id", "line_id", "detail", "code")
-        for table, column in (
-            ("service_templates", "template"),
-            ("team_members", "owner"),
-            ("tracking_options", "option1"),
-            ("tracking_options", "option2"),
-            ("tracking_categories", "category1"),
-            ("tracking_categories", "category2"),
+    # Source problems are few: only lines naming one of their keys are joined (a million lines otherwise).
+    problem_keys = source.select("table", "key").collect()
+    by_line = []
+    for table, column, when in depends:
+        keys = problem_keys.filter(pl.col("table") == table)["key"].drop_nulls()
+        if keys.is_empty():
+            continue
+        used = lines.filter(pl.col(column).is_in(keys.implode()) & when).select(
+            "practice_id", "invoice_id", "line_id", pl.col(column).alias("key")
         )
-    ]
+        by_line.append(
+            by(table)
+            .drop("line_id")
+            .join(used, on=["practice_id", "key"])
+            .select("practice_id", "invoice_id", "line_id", "detail", "code")
+        )
     columns = ["practice_id", "invoice_id", "line_id", "code", "detail"]
     frames = (
         [f.select(columns) for f in own]

@@ -15,6 +15,8 @@ row with its status unknown, so it is held with DUPLICATE_KEY rather than hidden
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import polars as pl
@@ -207,6 +209,71 @@ def _parse_timestamp(text: pl.Expr) -> pl.Expr:
     return pl.when(parsed.dt.date().is_between(FIRST_DATE, LAST_DATE)).then(parsed)
 
 
+# The quick way to parse a value, and where it is the whole answer --------------------------------------
+#
+# Most values of a real source are already in their plain form ("approved", "12.50", "2026-01-15"): a
+# lookup or a cast gives exactly what `_parsed` would, at a fraction of its cost. `_settled` says where the
+# quick value is the typed value and the value has no problem: only the other rows (a few, usually) are
+# parsed again by `_parsed` and described by `_bad_value`.
+
+PLAIN_DATE = r"^\d{4}-\d{2}-\d{2}$"
+PLAIN_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
+
+
+def _quick(name: str, col: Column) -> pl.Expr:
+    """The value parsed the quick way: equal to `_parsed` wherever `_settled` holds."""
+    raw = pl.col(name)
+    match col.kind:
+        case "text" | "name":
+            return raw
+        case "enum":
+            return pl.when(raw.is_in(col.values)).then(raw)
+        case "currency":
+            return pl.when(raw.is_in(sorted(CURRENCIES))).then(raw)
+        case "date":
+            date = raw.str.to_date("%Y-%m-%d", strict=False)
+            return pl.when(date.is_between(FIRST_DATE, LAST_DATE)).then(date)
+        case "timestamp":
+            parsed = raw.str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_unit="us", time_zone="UTC", strict=False)
+            return pl.when(parsed.dt.date().is_between(FIRST_DATE, LAST_DATE)).then(parsed)
+        case "decimal":
+            return pl.when(raw.str.contains(DECIMAL_PATTERN)).then(raw).cast(pl.Decimal(18, 4), strict=False)
+        case "int":
+            return raw.cast(pl.Int32, strict=False)
+        case "bool":
+            return pl.when(raw.is_in(BOOL_TRUE)).then(True).when(raw.is_in(BOOL_FALSE)).then(False)
+    raise ValueError(f"unknown column kind {col.kind}")
+
+
+def _settled(name: str, col: Column) -> pl.Expr:
+    """Whether the quick value (in `_p_<name>`) is the typed value and the value has no problem.
+
+    Each case only admits the plain form, whose full parse is the quick one: text that starts with a
+    printable ASCII character (so it is not blank; a name not with = + - @ either), an enum or currency
+    value exactly as spelled, a date YYYY-MM-DD, a timestamp YYYY-MM-DDTHH:MM:SSZ (without fractions of a
+    second: polars parses that fixed form ten times faster), a decimal matching DECIMAL_PATTERN, a whole
+    number written as Python would write it, a boolean in lower case.
+    """
+    raw, quick = pl.col(name), pl.col(f"_p_{name}")
+    absent = raw.is_null() & pl.lit(not col.required)  # an optional value left out: null, no problem
+    match col.kind:
+        case "text":
+            return ((raw >= "!") & (raw < "\x7f")).fill_null(False) | absent
+        case "name":
+            plain = (raw >= "!") & (raw < "\x7f") & ~raw.str.contains(FORMULA_START)
+            return plain.fill_null(False) | absent
+        case "date":
+            return (raw.str.contains(PLAIN_DATE) & quick.is_not_null()).fill_null(False) | absent
+        case "timestamp":
+            return (raw.str.contains(PLAIN_TIMESTAMP) & quick.is_not_null()).fill_null(False) | absent
+        case "int":
+            written = (quick.cast(pl.Utf8) == raw) & quick.is_between(-999_999_999, 999_999_999)
+            return written.fill_null(False) | absent
+        case "enum" | "currency" | "decimal" | "bool":
+            return quick.is_not_null() | absent
+    raise ValueError(f"unknown column kind {col.kind}")
+
+
 def _reason(col: Column) -> str:
     return {
         "enum": f"is not one of {', '.join(col.values)}",
@@ -224,16 +291,56 @@ def parse_table(table: str, raw: pl.LazyFrame, file_name: str) -> tuple[pl.LazyF
     spec = TABLES[table]
     keys = KEYS[table]
     row_checks = ROW_CHECKS.get(table, {})
-    # Each value is parsed once; the (few) rows with a bad value get their sentences afterwards, so the
-    # cost of describing a problem is paid only where there is one. Materialised: both halves read it.
-    both = raw.with_columns(_parsed(name, col).alias(f"_p_{name}") for name, col in spec.items()).collect()
-    typed = (
-        both.lazy()
-        .with_columns(pl.col(f"_p_{name}").alias(name) for name in spec)
-        .drop(f"_p_{name}" for name in spec)
+    # Every value parsed the quick way; `_settled` says where that is all there is to it. The other rows
+    # (`_suspect`) are parsed in full and, where a value is bad, described: the cost of a sentence is paid
+    # only where there is a problem, and that of the full parse only where a value is not plain.
+    quick = (
+        raw.with_row_index("_i")
+        .with_columns(_quick(name, col).alias(f"_p_{name}") for name, col in spec.items())
+        .with_columns(
+            pl.any_horizontal(
+                *(~_settled(name, col) for name, col in spec.items()),
+                *(check.broken().fill_null(False) for check in row_checks.values()),
+            ).alias("_suspect")
+        )
+        .collect()
     )
+    both = quick.filter(pl.col("_suspect"))
+    if both.height:
+        both = both.lazy().with_columns(_parsed(n, c).alias(f"_p_{n}") for n, c in spec.items()).collect()
+    # (The typed columns picked, not selected: a select may copy them into one chunk.)
+    typed = pl.DataFrame(
+        [quick.get_column(f"_p_{c}" if c in spec else c).alias(c) for c in raw.collect_schema()]
+    )
+    # The full parse of a suspect row replaces its quick value where they differ (a padded " service" is
+    # "service"; a bad value is null either way).
+    for name in spec:
+        full = both[f"_p_{name}"]
+        if both.height and not full.equals(typed[name].gather(both["_i"]), check_names=False):
+            typed = typed.with_columns(typed[name].scatter(both["_i"], full))
+    del quick  # the text of parsed values is let go (the suspects keep theirs)
+    invalid = _invalid_values(table, both, file_name)
+    duplicates, unique = _split_duplicates(table, typed, keys, file_name)
+    blank_is_null = {"practice_id", "key", "invoice_id", "line_id"}  # as in the typed frame
+    problems = pl.concat([invalid, duplicates], how="vertical").select(
+        [
+            (pl.when(pl.col(c).str.strip_chars() != "").then(pl.col(c)) if c in blank_is_null else pl.col(c))
+            .cast(t)
+            .alias(c)
+            for c, t in PROBLEM_SCHEMA.items()
+        ]
+    )
+    return unique, problems
+
+
+def _invalid_values(table: str, both: pl.DataFrame, file_name: str) -> pl.LazyFrame:
+    """INVALID_VALUE problems of the suspect rows (raw text and full parse side by side in `both`), one
+    per bad value, each detail naming the file, row, key, column and value."""
+    if both.is_empty():
+        return pl.LazyFrame(schema=PROBLEM_SCHEMA)
+    spec, keys, row_checks = TABLES[table], KEYS[table], ROW_CHECKS.get(table, {})
     flags = [_is_bad(name, col) for name, col in spec.items()]
-    flags += [check().is_not_null() for check in row_checks.values()]
+    flags += [check.broken().fill_null(False) for check in row_checks.values()]
     checked = (
         both.lazy()
         .filter(pl.any_horizontal(flags))
@@ -241,7 +348,10 @@ def parse_table(table: str, raw: pl.LazyFrame, file_name: str) -> tuple[pl.LazyF
             ROW,
             *(pl.col(k).alias(f"_key_{k}") for k in keys),
             *(_bad_value(name, col).alias(f"_bad_{name}") for name, col in spec.items()),
-            *(check().alias(f"_bad_{name}") for name, check in row_checks.items()),
+            *(
+                pl.when(check.broken()).then(check.say()).alias(f"_bad_{name}")
+                for name, check in row_checks.items()
+            ),
         )
     )
     bad = pl.concat(
@@ -259,7 +369,7 @@ def parse_table(table: str, raw: pl.LazyFrame, file_name: str) -> tuple[pl.LazyF
         # several chunks, as this concat makes them; one chunk each avoids it.
         rechunk=True,
     )
-    invalid = bad.select(
+    return bad.select(
         pl.lit(table).alias("table"),
         pl.col(ROW).cast(pl.Int64),
         pl.col("practice_id"),
@@ -279,37 +389,38 @@ def parse_table(table: str, raw: pl.LazyFrame, file_name: str) -> tuple[pl.LazyF
             pl.col("value"),
         ).alias("detail"),
     )
-    duplicates, unique = _split_duplicates(table, typed, keys, file_name)
-    blank_is_null = {"practice_id", "key", "invoice_id", "line_id"}  # as in the typed frame
-    problems = pl.concat([invalid, duplicates], how="vertical").select(
-        [
-            (pl.when(pl.col(c).str.strip_chars() != "").then(pl.col(c)) if c in blank_is_null else pl.col(c))
-            .cast(t)
-            .alias(c)
-            for c, t in PROBLEM_SCHEMA.items()
-        ]
-    )
-    return unique, problems
+
+
+@dataclass(frozen=True)
+class RowCheck:
+    """A check across the columns of a row: whether the row breaks it (from its typed values, in
+    `_p_<name>`), and what to say about it (from its text)."""
+
+    broken: Callable[[], pl.Expr]
+    say: Callable[[], pl.Expr]
 
 
 def _line_amount_too_large() -> pl.Expr:
     """quantity x unit_amount beyond MAX_LINE_AMOUNT: Xero cannot take it, and a total would overflow."""
-    quantity = _parsed("quantity", TABLES["invoice_lines"]["quantity"]).cast(pl.Decimal(38, 4))
-    unit = _parsed("unit_amount", TABLES["invoice_lines"]["unit_amount"]).cast(pl.Decimal(38, 4))
-    amount = (quantity * unit).abs()
-    return pl.when(amount >= MAX_LINE_AMOUNT).then(
-        _say(
-            "'",
-            pl.col("quantity").str.strip_chars(),
-            "' x '",
-            pl.col("unit_amount").str.strip_chars(),
-            f"' is {MAX_LINE_AMOUNT:,} or more; check the line's quantity and unit amount",
-        )
+    quantity = pl.col("_p_quantity").cast(pl.Decimal(38, 4))
+    unit = pl.col("_p_unit_amount").cast(pl.Decimal(38, 4))
+    return (quantity * unit).abs() >= MAX_LINE_AMOUNT
+
+
+def _line_amount_said() -> pl.Expr:
+    return _say(
+        "'",
+        pl.col("quantity").str.strip_chars(),
+        "' x '",
+        pl.col("unit_amount").str.strip_chars(),
+        f"' is {MAX_LINE_AMOUNT:,} or more; check the line's quantity and unit amount",
     )
 
 
 # Checks across the columns of a row, reported as INVALID_VALUE of a pseudo-column.
-ROW_CHECKS = {"invoice_lines": {"quantity x unit_amount": _line_amount_too_large}}
+ROW_CHECKS = {
+    "invoice_lines": {"quantity x unit_amount": RowCheck(_line_amount_too_large, _line_amount_said)}
+}
 
 
 def _say(*parts: str | pl.Expr) -> pl.Expr:
@@ -376,10 +487,19 @@ def _bad_value(name: str, col: Column) -> pl.Expr:
 
 
 def _split_duplicates(
-    table: str, typed: pl.LazyFrame, keys: tuple[str, ...], file_name: str
+    table: str, typed: pl.DataFrame, keys: tuple[str, ...], file_name: str
 ) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     """Rows whose key is repeated become DUPLICATE_KEY problems; the first row of each key is kept."""
-    counted = typed.with_columns(
+    identified = pl.all_horizontal(pl.col(k).is_not_null() for k in keys)
+    # Rows that may share their key: rows of equal keys have equal hashes (and a few others may collide).
+    # Only they are counted by key: a window over every key would cost seconds per million rows.
+    # (Each key column hashed with its own seed, combined: eight times faster than hashing them together.)
+    hashes = typed.select(pl.reduce(operator.xor, [pl.col(k).hash(seed=i) for i, k in enumerate(keys)]))
+    hashes = hashes.to_series()
+    ordered = hashes.sort()
+    repeated = ordered.filter(ordered == ordered.shift(1))
+    maybe = typed.with_row_index("_i").filter(hashes.is_in(repeated.implode()))
+    counted = maybe.with_columns(
         pl.len().over(keys).alias("_copies"),
         *(
             # Which copy of a repeated invoice is the real one is unknown: when any copy would be exported,
@@ -395,9 +515,8 @@ def _split_duplicates(
         ),
         pl.col(ROW).min().over(keys).alias("_first_row"),
     )
-    dupes = counted.filter((pl.col("_copies") > 1) & pl.all_horizontal(pl.col(k).is_not_null() for k in keys))
-    # The rows of each repeated key, joined only for the (few) repeated keys: a window over every key
-    # would cost seconds per million rows.
+    dupes = counted.lazy().filter((pl.col("_copies") > 1) & identified)
+    # The rows of each repeated key, for the (few) repeated keys.
     grouped = dupes.group_by(keys).agg(
         pl.col(ROW).min(),
         pl.col(ROW).sort().cast(pl.Utf8).str.join(", ").alias("_rows"),
@@ -421,10 +540,26 @@ def _split_duplicates(
             "'; keep one row per key",
         ).alias("detail"),
     )
-    identified = pl.all_horizontal(pl.col(k).is_not_null() for k in keys)
-    unique = counted.filter(identified & (pl.col(ROW) == pl.col("_first_row")))
-    if table == "invoices":
-        repeated = (pl.col("_copies") > 1) & pl.col("_exportable")
-        unique = unique.with_columns(pl.when(repeated).then(None).otherwise(pl.col("status")).alias("status"))
-        unique = unique.drop("_exportable")
-    return problems, unique.drop("_copies", "_first_row")
+    # Kept: rows with a whole key, and of a repeated key only the first row.
+    keep = typed.select(identified).to_series()
+    first = counted.select(identified & (pl.col(ROW) == pl.col("_first_row"))).to_series()
+    keep = keep.scatter(counted["_i"], first)
+    if table == "invoices" and counted.height:
+        repeated_exportable = counted.select((pl.col("_copies") > 1) & pl.col("_exportable")).to_series()
+        status = counted.select(pl.when(repeated_exportable).then(None).otherwise(pl.col("status")))
+        typed = typed.with_columns(typed["status"].scatter(counted["_i"], status.to_series()))
+    return problems, _kept(typed, keep).lazy()
+
+
+def _kept(frame: pl.DataFrame, keep: pl.Series) -> pl.DataFrame:
+    """The rows of `frame` that `keep` marks. When only a few go (a repeated key or two), the others stay
+    as slices of `frame` rather than a copy: a million typed lines are not copied to drop twelve."""
+    if keep.all():
+        return frame
+    dropped = (~keep).arg_true().to_list()
+    if len(dropped) > 64:
+        return frame.filter(keep)
+    starts, ends = [0, *(d + 1 for d in dropped)], [*dropped, frame.height]
+    return pl.concat(
+        [frame.slice(s, e - s) for s, e in zip(starts, ends, strict=True) if e > s], rechunk=False
+    )

@@ -1,6 +1,8 @@
-"""From typed source tables to everything the warehouse and Xero files need, in one plan.
+"""From typed source tables to everything the warehouse and Xero files need.
 
 `resolve_invoices` is the resolution core: pure Polars, given frames and an explicit scope and policy.
+What an invoice's lines share is looked up once per invoice; the lines are then numbered by their invoice
+(`_inv`), sorted once, resolved and checked in one frame, and only their outputs are copied out of it.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ from transforms import hold_reasons as holds
 from transforms.consolidate import (
     INVOICE,
     consolidate_invoice_lines,
-    is_consolidated,
     line_order,
-    sort_lines,
+    sorted_by,
+    with_run_lookup,
 )
-from transforms.resolve_slots import resolve_slots
+from transforms.resolve_slots import option_names, resolve_invoice_lookups, resolve_slots
 from transforms.schemas import XERO_LIMITS_OF, limit_failures
 from transforms.vocabulary import Code, InvoiceState, Severity
 from transforms.xero_payload import (
@@ -62,6 +64,17 @@ LINE_TRACKING_COLUMNS = [
     "tax_type",
 ]
 
+# What of a line the Xero line items are made of (consolidate_invoice_lines, sent_tracking).
+SENT_COLUMNS = [
+    "_inv",
+    *(c for c in XERO_LINE_COLUMNS if c not in ("tracking1_name", "tracking2_name")),
+    "tracking1_category",
+    "tracking2_category",
+    "sends_slot1",
+    "sends_slot2",
+    "consolidated",
+]
+
 INVOICE_STATE_COLUMNS = [
     "practice_id",
     "invoice_id",
@@ -103,12 +116,12 @@ def exportable(invoices: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def mark_sent_parts(lines: pl.LazyFrame, policy: str) -> pl.LazyFrame:
-    """What of each line Xero would receive: the line itself (R6), slot 1, and slot 2 (R5, R6, R7)."""
+    """What of each line Xero would receive: the line itself (R6), slot 1, and slot 2 (R5, R6, R7).
+
+    Needs the lines sorted by invoice and line_id (see `line_order`)."""
     return (
-        sort_lines(lines)
-        .with_columns(
+        lines.with_columns(
             line_order().alias("line_no"),
-            is_consolidated().alias("consolidated"),
             holds.same_category().alias("same_category"),
             holds.drops_secondary(policy).alias("drops_slot2"),
         )
@@ -125,49 +138,6 @@ def mark_sent_parts(lines: pl.LazyFrame, policy: str) -> pl.LazyFrame:
                 & ~pl.col("drops_slot2")
                 & pl.col("tracking2_option_id").is_not_null()
             ).alias("sends_slot2"),
-        )
-    )
-
-
-def invoice_heads(
-    candidates: pl.LazyFrame, lines: pl.LazyFrame, practices: pl.LazyFrame, clients: pl.LazyFrame
-) -> pl.LazyFrame:
-    counts = lines.group_by(INVOICE).agg(pl.len().cast(pl.Int32).alias("line_count"))
-    return (
-        candidates.select(
-            *INVOICE,
-            "client_id",
-            "invoice_number",
-            "issue_date",
-            "updated_at",
-            pl.col("_row").alias("invoice_row"),
-        )
-        .join(
-            practices.select("practice_id", "ledger", pl.lit(True).alias("practice_found")),
-            on="practice_id",
-            how="left",
-            validate="m:1",
-        )
-        .join(
-            clients.select(
-                "practice_id",
-                "client_id",
-                "consolidate_lines",
-                pl.lit(True).alias("client_found"),
-            ),
-            on=["practice_id", "client_id"],
-            how="left",
-            validate="m:1",
-        )
-        .join(counts, on=INVOICE, how="left", validate="1:1")
-        .with_columns(
-            pl.col("practice_found", "client_found").fill_null(False),
-            pl.col("line_count").fill_null(0),
-            (pl.col("ledger") == "xero").fill_null(False).alias("is_xero"),
-            (pl.col("ledger") != "xero").fill_null(False).alias("not_xero"),
-            (
-                pl.col("consolidate_lines").fill_null(False) & (pl.col("ledger") == "xero").fill_null(False)
-            ).alias("consolidated"),
         )
     )
 
@@ -220,8 +190,8 @@ def _limit_problems(candidate_items: pl.DataFrame, files: dict[str, str]) -> pl.
     The detail names the source file, row and column the value comes from, its length and its start;
     a value of the invoice (number, contact) is one problem of the invoice, a value of a line one per line.
     """
-    failures = limit_failures(candidate_items)
-    if failures.is_empty():
+    failures = limit_failures(candidate_items) if candidate_items.height else None
+    if failures is None or failures.is_empty():
         return pl.DataFrame(schema=holds.PROBLEM_SCHEMA)
     rows = candidate_items.with_row_index("index").join(failures, on="index", how="inner")
     found = []
@@ -264,6 +234,35 @@ def _limit_problems(candidate_items: pl.DataFrame, files: dict[str, str]) -> pl.
     return pl.concat(found, how="vertical").unique(maintain_order=True)
 
 
+# The line's value each limited value sent is taken from (sent_tracking sends it or nothing).
+LIMITED_LINE_VALUES = {
+    "invoice_number": "invoice_number",
+    "description": "description",
+    "tracking1_name": "tracking1_category",
+    "tracking1_option": "tracking1_option",
+    "tracking2_name": "tracking2_category",
+    "tracking2_option": "tracking2_option",
+}
+
+
+def _may_break_limits(long_contacts: pl.Series) -> pl.Expr:
+    """Lines whose sent values may break one of Xero's limits (a value longer in bytes than the limit in
+    characters, or an invoice whose contact name is), a superset of those Pandera finds: only these are
+    judged, not a million lines."""
+    longer = [pl.col(v).str.len_bytes() > XERO_LIMITS_OF[c] for c, v in LIMITED_LINE_VALUES.items()]
+    return pl.any_horizontal(*longer).fill_null(False) | pl.col("_inv").is_in(long_contacts.implode())
+
+
+def _contact_name() -> pl.Expr:
+    """The contact name Xero receives: only an invoice whose client has no Xero contact id sends one."""
+    return pl.when(pl.col("xero_contact_id").is_null()).then(pl.col("client_name"))
+
+
+def _per_line(values: pl.Series, lines: pl.DataFrame) -> pl.Series:
+    """An invoice's value (`values`, in invoice order) on each of its lines."""
+    return values.gather(lines["_inv"])
+
+
 def resolve_invoices(
     tables: dict[str, pl.LazyFrame],
     source_problems: pl.LazyFrame,
@@ -275,43 +274,69 @@ def resolve_invoices(
     """Resolve, check and shape every exportable invoice in `scope` (practice_id, invoice_id; all when None).
 
     Returns collected frames: line_tracking (every line, held or not), invoice states, open problems
-    (exceptions without timestamps), and for ready invoices the Xero line items, headers and payload text.
+    (exceptions without timestamps), and for ready invoices the Xero line items and headers.
     """
     files = files or default_files()
-    candidates = exportable(tables["invoices"])
+    candidates = exportable(tables["invoices"].collect().rechunk())
     if scope is not None:
-        candidates = candidates.join(scope.select(INVOICE), on=INVOICE, how="semi")
-    lines = tables["invoice_lines"].join(candidates.select(INVOICE), on=INVOICE, how="semi")
+        candidates = candidates.join(scope.select(INVOICE).collect(), on=INVOICE, how="semi")
+    names = option_names(tables["tracking_options"], tables["tracking_categories"])
 
-    resolved = resolve_slots(
-        lines,
-        candidates,
-        tables["practices"],
-        tables["clients"],
-        tables["team_members"],
-        tables["service_templates"],
-        tables["tracking_options"],
-        tables["tracking_categories"],
+    # One row per invoice to resolve, in key order, with what its lines share; `_inv` numbers them, and
+    # a line finds its invoice by it (joins on one integer, not on two texts, for a million lines).
+    invoices = (
+        resolve_invoice_lookups(
+            sorted_by(candidates, INVOICE).lazy(),
+            tables["practices"],
+            tables["clients"],
+            tables["team_members"],
+            names,
+        )
+        .collect()
+        .with_row_index("_inv")
     )
-    # Materialised once: every check below reads the resolved lines, and Polars would otherwise plan
-    # the joins and the sort again for each branch (10x slower on a million lines).
-    marked_df, heads_df = pl.collect_all(
-        [
-            mark_sent_parts(resolved, policy),
-            invoice_heads(candidates, lines, tables["practices"], tables["clients"]),
-        ]
+    # Each line's invoice, once: lines of invoices to resolve (sorted by invoice and line_id, as
+    # line_tracking is, and in one chunk: polars 1.44 panics formatting text columns of differently
+    # chunked frames side by side), and lines whose invoice does not exist at all (ORPHAN_LINE).
+    all_lines = tables["invoice_lines"].collect()
+    found = with_run_lookup(
+        all_lines[INVOICE],  # (picked, not selected: a select would copy them into one chunk)
+        tables["invoices"]
+        .select(*INVOICE, pl.lit(True).alias("_invoice_found"))
+        .join(invoices.lazy().select(*INVOICE, "_inv"), on=INVOICE, how="left")
+        .collect(),
+        INVOICE,
+    )
+    orphans = all_lines.filter(found["_invoice_found"].is_null()).rechunk()
+    lines = sorted_by(all_lines.with_columns(found["_inv"]), ["_inv", "line_id"], found["_inv"].is_not_null())
+    del all_lines, found
+
+    # Materialised once: every check below reads the resolved lines.
+    marked_df = mark_sent_parts(
+        resolve_slots(lines, invoices, tables["service_templates"], names).lazy(), policy
+    ).collect()
+    del lines
+    counts = marked_df.group_by("_inv").agg(pl.len().cast(pl.Int32).alias("line_count"))
+    heads_df = invoices.join(counts, on="_inv", how="left", maintain_order="left").with_columns(
+        pl.col("line_count").fill_null(0)
     )
     marked, heads = marked_df.lazy(), heads_df.lazy()
-    orphans = tables["invoice_lines"].join(tables["invoices"].select(INVOICE), on=INVOICE, how="anti")
 
-    would_send = consolidate_invoice_lines(
-        sent_tracking(marked.filter(pl.col("is_xero"))).with_columns(
-            pl.col("client_name").alias("contact_name"),
+    # What Xero would receive, judged against its limits (contact name only without a contact id).
+    contacts = heads_df.filter(_contact_name().str.len_bytes() > XERO_LIMITS_OF["contact_name"])["_inv"]
+    limit_rows = (
+        sent_tracking(marked.filter(pl.col("is_xero") & pl.col("sends_line") & _may_break_limits(contacts)))
+        .join(
+            heads.select("_inv", "client_name", "xero_contact_id", "invoice_row"),
+            on="_inv",
+            how="left",
+            maintain_order="left",
         )
+        .with_columns(_contact_name().alias("contact_name"))
     )
 
     plan = [
-        would_send,
+        limit_rows,
         pl.concat(
             [
                 holds.invoice_problems(heads, files),
@@ -327,21 +352,17 @@ def resolve_invoices(
         ),
         pl.concat(
             [
-                holds.orphan_line_problems(orphans, files),
+                holds.orphan_line_problems(orphans.lazy(), files),
                 holds.unattributed_source_problems(source_problems),
             ],
             how="vertical",
         ),
     ]
-    would_send_df, invoice_problems_df, global_problems_df = pl.collect_all(plan)
+    limit_rows_df, invoice_problems_df, global_problems_df = pl.collect_all(plan)
+    del plan, limit_rows, marked, heads
 
-    # Xero's limits, judged by Pandera on exactly what would be sent (contact name only without an id).
-    limits = _limit_problems(
-        would_send_df.with_columns(
-            pl.when(pl.col("xero_contact_id").is_null()).then(pl.col("client_name")).alias("contact_name")
-        ),
-        files,
-    )
+    # Xero's limits, judged by Pandera on exactly what would be sent.
+    limits = _limit_problems(limit_rows_df, files)
     not_xero = heads_df.filter(pl.col("not_xero")).select(INVOICE)
     problems = (
         pl.concat([invoice_problems_df, limits], how="vertical")
@@ -353,30 +374,29 @@ def resolve_invoices(
         pl.col("code").cast(pl.Utf8).unique().sort().alias("hold_codes")
     )
 
-    states = (
-        heads_df.join(hold_codes, on=INVOICE, how="left", validate="1:1")
-        .with_columns(
-            pl.when(pl.col("not_xero"))
-            .then(pl.lit("not_xero"))
-            .when(pl.col("hold_codes").is_not_null())
-            .then(pl.lit("held"))
-            .otherwise(pl.lit("ready"))
-            .cast(InvoiceState)
-            .alias("invoice_state"),
-            pl.col("hold_codes").fill_null([]),
-        )
-        .select(INVOICE_STATE_COLUMNS)
-        .sort(INVOICE)
+    states = heads_df.join(hold_codes, on=INVOICE, how="left", maintain_order="left").with_columns(
+        pl.when(pl.col("not_xero"))
+        .then(pl.lit("not_xero"))
+        .when(pl.col("hold_codes").is_not_null())
+        .then(pl.lit("held"))
+        .otherwise(pl.lit("ready"))
+        .cast(InvoiceState)
+        .alias("invoice_state"),
+        pl.col("hold_codes").fill_null([]),
     )
-    ready = states.filter(pl.col("invoice_state") == "ready").select(INVOICE)
+    # The lines' outputs keep only the columns they show: the rest of the resolved lines is let go
+    # before the line items are made (their memory is reused).
+    marked_df = marked_df.with_columns(_per_line(states["invoice_state"], marked_df).alias("invoice_state"))
+    line_tracking = marked_df.select(LINE_TRACKING_COLUMNS)
+    sendable = marked_df.select(*SENT_COLUMNS, "sends_line", "invoice_state")
+    del marked_df
 
-    line_tracking = (
-        marked_df.join(states.select(*INVOICE, "invoice_state"), on=INVOICE, how="left", validate="m:1")
-        .select(LINE_TRACKING_COLUMNS)
-        .sort(["practice_id", "invoice_id", "line_id"])
+    ready = pl.col("invoice_state") == "ready"
+    items = sent_tracking(consolidate_invoice_lines(sendable, SENT_COLUMNS, ready)).select(
+        "_inv", *XERO_LINE_COLUMNS
     )
-    items = would_send_df.join(ready, on=INVOICE, how="semi").sort([*INVOICE, "line_no"])
-    heads_out = xero_invoices(items.lazy()).collect().select(XERO_INVOICE_COLUMNS).sort(INVOICE)
+    del sendable
+    heads_out = xero_invoices(items.lazy(), heads_df.lazy()).collect().select(XERO_INVOICE_COLUMNS)
     exceptions = (
         pl.concat([problems, global_problems_df.select(problems.columns)], how="vertical")
         .unique(maintain_order=True)
@@ -384,7 +404,7 @@ def resolve_invoices(
     )
     return Resolution(
         line_tracking=line_tracking,
-        invoice_states=states,
+        invoice_states=states.select(INVOICE_STATE_COLUMNS),
         exceptions=exceptions,
         xero_line_items=items.select(XERO_LINE_COLUMNS),
         xero_invoices=heads_out,

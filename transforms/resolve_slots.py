@@ -1,13 +1,16 @@
 """Which tracking option goes in each of a line's two Xero slots (rules R1 to R4), and R7 (Xero only).
 
 Every lookup joins on practice_id as well as its key, so one practice's options never reach another's lines.
+What an invoice's lines share (practice, client, owner, slot 1) is looked up once per invoice; what differs
+per line (service template, slot 2) once per line.
 """
 
 from __future__ import annotations
 
 import polars as pl
 
-from transforms.vocabulary import AMOUNT, LineType
+from transforms.consolidate import is_consolidated, with_lookup
+from transforms.vocabulary import AMOUNT, OPTION_STATUSES, LineType
 
 
 def slot1_option() -> pl.Expr:
@@ -67,11 +70,22 @@ def line_amount() -> pl.Expr:
     return exact.round(2, mode="half_away_from_zero").cast(AMOUNT, strict=False)
 
 
+def _row_number(column: str = "_row") -> pl.Expr:
+    """A source row number as a line carries it, for details: 4 bytes (a source has fewer than 4 billion
+    rows, and a million lines carry several of them)."""
+    return pl.col(column).cast(pl.UInt32)
+
+
+def _status(column: str = "status") -> pl.Expr:
+    """An option's or category's status as a line carries it: an enum of one byte, not a text."""
+    return pl.col(column).cast(pl.Enum(OPTION_STATUSES))
+
+
 def _lookup(frame: pl.LazyFrame, key: str, columns: dict[str, str], found: str) -> pl.LazyFrame:
     return frame.select(
         "practice_id",
         pl.col(key).alias(f"_{found}_key"),
-        *(pl.col(src).alias(dst) for src, dst in columns.items()),
+        *((_row_number() if src == "_row" else pl.col(src)).alias(dst) for src, dst in columns.items()),
         pl.lit(True).alias(found),
     )
 
@@ -82,16 +96,16 @@ def option_names(options: pl.LazyFrame, categories: pl.LazyFrame) -> pl.LazyFram
         "practice_id",
         "tracking_category_id",
         pl.col("name").alias("category_name"),
-        pl.col("status").alias("category_status"),
-        pl.col("_row").alias("category_row"),
+        _status().alias("category_status"),
+        _row_number().alias("category_row"),
     )
     return options.select(
         "practice_id",
         "tracking_option_id",
         "tracking_category_id",
         pl.col("name").alias("option_name"),
-        pl.col("status").alias("option_status"),
-        pl.col("_row").alias("option_row"),
+        _status().alias("option_status"),
+        _row_number().alias("option_row"),
     ).join(cats, on=["practice_id", "tracking_category_id"], how="left", validate="m:1")
 
 
@@ -111,21 +125,50 @@ def _slot_lookup(names: pl.LazyFrame, slot: int) -> pl.LazyFrame:
     )
 
 
-def resolve_slots(
-    lines: pl.LazyFrame,
+def slot_columns(slot: int) -> list[str]:
+    """The columns one slot's lookup adds to a line: the option, its category, where it came from."""
+    p = f"tracking{slot}_"
+    return [
+        f"{p}option_id",
+        f"{p}source",
+        f"{p}category_id",
+        f"{p}category",
+        f"{p}option",
+        f"{p}option_status",
+        f"{p}category_status",
+        f"{p}category_row",
+        f"{p}option_row",
+        f"{p}option_found",
+    ]
+
+
+# What each line takes from its invoice's lookups (resolve_invoice_lookups): the slot rules and the
+# checks read these on every line; the rest of the invoice's columns stay with the invoice.
+LINE_INVOICE_COLUMNS = [
+    "client_id",
+    "invoice_number",
+    "issue_date",
+    "is_xero",
+    "consolidated",
+    "client_found",
+    "client_row",
+    "owner_team_member_id",
+    "owner_found",
+    "owner_option_id",
+    *slot_columns(1),
+]
+
+
+def resolve_invoice_lookups(
     invoices: pl.LazyFrame,
     practices: pl.LazyFrame,
     clients: pl.LazyFrame,
     team_members: pl.LazyFrame,
-    service_templates: pl.LazyFrame,
-    options: pl.LazyFrame,
-    categories: pl.LazyFrame,
+    names: pl.LazyFrame,
 ) -> pl.LazyFrame:
-    """One row per line of the given invoices, with both slots resolved (R1 to R4) and every lookup's result.
-
-    `invoices` holds the invoices to resolve; `lines` may hold more (they are inner-joined). Options of
-    non-Xero practices are not looked up (R7): their lines carry no slots.
-    """
+    """One row per invoice (in the order given): its practice's ledger (R7), its client and the client's
+    owner, and slot 1 (R1), which is the client's on every line. Options of non-Xero practices are not
+    looked up (R7)."""
     head = invoices.select(
         "practice_id",
         "invoice_id",
@@ -160,6 +203,58 @@ def resolve_slots(
         {"tracking_option_id": "owner_option_id", "_row": "owner_row"},
         "owner_found",
     )
+    return (
+        head.join(ledger, on="practice_id", how="left", validate="m:1", maintain_order="left")
+        .join(
+            client,
+            left_on=["practice_id", "client_id"],
+            right_on=["practice_id", "_client_found_key"],
+            how="left",
+            validate="m:1",
+            maintain_order="left",
+        )
+        .join(
+            owner,
+            left_on=["practice_id", "owner_team_member_id"],
+            right_on=["practice_id", "_owner_found_key"],
+            how="left",
+            validate="m:1",
+            maintain_order="left",
+        )
+        .with_columns(
+            pl.col("consolidate_lines").fill_null(False),
+            *(pl.col(c).fill_null(False) for c in ("practice_found", "client_found", "owner_found")),
+            is_xero_practice().fill_null(False).alias("is_xero"),
+            # An unknown practice is neither: its invoices are held (INVALID_VALUE), not counted as not_xero.
+            (pl.col("ledger") != "xero").fill_null(False).alias("not_xero"),
+        )
+        .with_columns(
+            is_consolidated().alias("consolidated"),
+            pl.when(pl.col("is_xero")).then(slot1_option()).alias("tracking1_option_id"),
+            pl.when(pl.col("is_xero")).then(slot1_source()).alias("tracking1_source"),
+        )
+        .join(
+            _slot_lookup(names, 1),
+            on=["practice_id", "tracking1_option_id"],
+            how="left",
+            validate="m:1",
+            maintain_order="left",
+        )
+        .with_columns(pl.col("tracking1_option_found").fill_null(False))
+    )
+
+
+def resolve_slots(
+    lines: pl.DataFrame,
+    invoices: pl.DataFrame,
+    service_templates: pl.LazyFrame,
+    names: pl.LazyFrame,
+) -> pl.DataFrame:
+    """One row per line (in the order given), with both slots resolved (R1 to R4) and every lookup's result.
+
+    `lines` carry `_inv`, the row of their invoice in `invoices` (resolve_invoice_lookups, numbered).
+    Lookup tables are typed source tables, unique by key (parse_sources keeps the first row of a key).
+    """
     template = _lookup(
         service_templates,
         "service_template_id",
@@ -170,54 +265,28 @@ def resolve_slots(
             "_row": "template_row",
         },
         "template_found",
+    ).collect()
+    shared = invoices.select(LINE_INVOICE_COLUMNS).rechunk()[lines["_inv"]]
+    resolved = with_lookup(
+        lines.rename({"_row": "line_row"}).hstack(shared.get_columns()),
+        template,
+        ["practice_id", "service_template_id"],
+        ["practice_id", "_template_found_key"],
+    ).with_columns(
+        pl.col("line_type").cast(LineType),
+        pl.col("template_found").fill_null(False),
+        pl.coalesce("account_code", "template_account_code").alias("account_code"),
+        pl.coalesce("tax_type", "template_tax_type").alias("tax_type"),
+        line_amount().alias("line_amount"),
+        pl.when(pl.col("is_xero")).then(slot2_source()).alias("tracking2_source"),
     )
-    names = option_names(options, categories)
-
-    resolved = (
-        lines.rename({"_row": "line_row"})
-        .join(head, on=["practice_id", "invoice_id"], how="inner", validate="m:1")
-        .join(ledger, on="practice_id", how="left", validate="m:1")
-        .join(
-            client,
-            left_on=["practice_id", "client_id"],
-            right_on=["practice_id", "_client_found_key"],
-            how="left",
-            validate="m:1",
-        )
-        .join(
-            owner,
-            left_on=["practice_id", "owner_team_member_id"],
-            right_on=["practice_id", "_owner_found_key"],
-            how="left",
-            validate="m:1",
-        )
-        .join(
-            template,
-            left_on=["practice_id", "service_template_id"],
-            right_on=["practice_id", "_template_found_key"],
-            how="left",
-            validate="m:1",
-        )
-        .with_columns(
-            pl.col("line_type").cast(LineType),
-            pl.col("consolidate_lines").fill_null(False),
-            *(
-                pl.col(c).fill_null(False)
-                for c in ("practice_found", "client_found", "owner_found", "template_found")
-            ),
-            pl.coalesce("account_code", "template_account_code").alias("account_code"),
-            pl.coalesce("tax_type", "template_tax_type").alias("tax_type"),
-            line_amount().alias("line_amount"),
-            is_xero_practice().fill_null(False).alias("is_xero"),
-        )
-        .with_columns(
-            pl.when(pl.col("is_xero")).then(slot1_option()).alias("tracking1_option_id"),
-            pl.when(pl.col("is_xero")).then(slot1_source()).alias("tracking1_source"),
-            pl.when(pl.col("is_xero")).then(slot2_source()).alias("tracking2_source"),
-        )
-        .with_columns(slot2_option().alias("tracking2_option_id"))
-        .join(_slot_lookup(names, 1), on=["practice_id", "tracking1_option_id"], how="left", validate="m:1")
-        .join(_slot_lookup(names, 2), on=["practice_id", "tracking2_option_id"], how="left", validate="m:1")
-        .with_columns(pl.col("tracking1_option_found", "tracking2_option_found").fill_null(False))
+    resolved = with_lookup(
+        resolved.with_columns(slot2_option().alias("tracking2_option_id")),
+        _slot_lookup(names, 2).collect(),
+        ["practice_id", "tracking2_option_id"],
     )
-    return resolved
+    # What only served to resolve a value is let go: the template's account code and tax type (now the
+    # line's own when it has none) and the owner's option (now in slot 2 when it came from the owner).
+    return resolved.with_columns(pl.col("tracking2_option_found").fill_null(False)).drop(
+        "template_account_code", "template_tax_type", "owner_option_id"
+    )

@@ -54,41 +54,28 @@ def sent_tracking(lines: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def xero_invoices(items: pl.LazyFrame) -> pl.LazyFrame:
-    """One header per invoice in `items` (line items as sent, with the invoice's columns)."""
-    return (
-        items.group_by(INVOICE)
-        .agg(
-            pl.col(
-                "invoice_number",
-                "client_id",
-                "xero_contact_id",
-                "client_name",
-                "reference",
-                "issue_date",
-                "due_date",
-                "currency",
-                "updated_at",
-            ).first(),
-            pl.len().cast(pl.Int32).alias("line_count"),
-            pl.col("line_amount").sum().alias("total"),
-        )
-        .select(
-            *INVOICE,
-            "invoice_number",
-            "client_id",
-            pl.col("xero_contact_id").alias("contact_id"),
-            pl.col("client_name").alias("contact_name"),
-            "reference",
-            "issue_date",
-            "due_date",
-            "currency",
-            pl.lit("AUTHORISED").alias("xero_status"),
-            pl.lit("Exclusive").alias("line_amount_types"),
-            "line_count",
-            "total",
-            "updated_at",
-        )
+def xero_invoices(items: pl.LazyFrame, invoices: pl.LazyFrame) -> pl.LazyFrame:
+    """One header per invoice in `items` (line items as sent, with `_inv`), in the order of `items`, its
+    columns from `invoices` (one row per invoice, with `_inv`) and its count and total from its items."""
+    totals = items.group_by("_inv", maintain_order=True).agg(
+        pl.len().cast(pl.Int32).alias("line_count"),
+        pl.col("line_amount").sum().alias("total"),
+    )
+    return totals.join(invoices, on="_inv", how="left", validate="1:1", maintain_order="left").select(
+        *INVOICE,
+        "invoice_number",
+        "client_id",
+        pl.col("xero_contact_id").alias("contact_id"),
+        pl.col("client_name").alias("contact_name"),
+        "reference",
+        "issue_date",
+        "due_date",
+        "currency",
+        pl.lit("AUTHORISED").alias("xero_status"),
+        pl.lit("Exclusive").alias("line_amount_types"),
+        "line_count",
+        "total",
+        "updated_at",
     )
 
 
