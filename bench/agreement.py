@@ -113,13 +113,19 @@ def trackline_core_chunks(
     if not chunk_lines or total_lines <= chunk_lines:
         parts = [(None, tables)]
     else:
+        from flows.steps import split_chunks
+
         chunks = _chunks(tables, chunk_lines)
+        split = split_chunks(
+            {t: collected[list(typed).index(t)] for t in ("invoices", "invoice_lines")}, chunks
+        )
         parts = []
-        for chunk in range(int(chunks["chunk"].max()) + 1 if chunks.height else 0):
-            keys = chunks.filter(pl.col("chunk") == chunk).select(INVOICE).lazy()
+        for chunk in sorted(split):
+            keys = split[chunk]["invoices"].select(INVOICE).lazy()
             part = dict(tables)
             for table in ("invoices", "invoice_lines"):
-                part[table] = tables[table].join(keys, on=INVOICE, how="semi").collect().lazy()
+                found = split[chunk].get(table)
+                part[table] = (found if found is not None else tables[table].clear().collect()).lazy()
             parts.append((keys, part))
     summary = {"chunks": len(parts), "lines": 0, "invoices": 0, "held": 0, "ready": 0, "sink_seconds": 0.0}
     for keys, part in parts:

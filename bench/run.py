@@ -83,6 +83,7 @@ def _warm_imports() -> None:
     import pandera.polars  # noqa: F401
     import polars  # noqa: F401
 
+    import flows.steps  # noqa: F401  (split_chunks, as the pipeline cuts chunks)
     import transforms.resolve_invoices  # noqa: F401
     import transforms.schemas  # noqa: F401
 
