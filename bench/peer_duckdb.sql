@@ -426,9 +426,9 @@ invoice_flags as (
         -- R6: lines with different effective tax types cannot be consolidated
         coalesce(min(tax_type) filter (where consolidated) <> max(tax_type) filter (where consolidated), false)
             as tax_mismatch,
-        -- one consolidated amount too large for decimal(18, 2)
+        -- one consolidated amount too large for its one line's unit amount, decimal(18, 4)
         coalesce(bool_and(consolidated) and count(line_amount) = count(*)
-            and abs(sum(line_amount::decimal(38, 2))) >= 10000000000000000, false) as total_overflow
+            and abs(sum(line_amount::decimal(38, 2))) >= 100000000000000, false) as total_overflow
     from line_flags
     group by practice_id, invoice_id
 ),

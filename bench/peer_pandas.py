@@ -453,7 +453,7 @@ def resolve(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
         lines[consolidated & lines["tax_type"].notna()].groupby(INVOICE, as_index=False)["tax_type"].nunique()
     )
     taxes["tax_mismatch"] = taxes.pop("tax_type") > 1
-    # one consolidated amount too large for decimal(18, 2)
+    # one consolidated amount too large for its one line's unit amount, decimal(18, 4)
     totals = (
         lines[consolidated]
         .groupby(INVOICE, as_index=False)
@@ -463,7 +463,7 @@ def resolve(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
             lines=("line_amount_cents", "size"),
         )
     )  # each line is under 10^14 cents, so an int64 sum is exact below 92,000 lines per invoice
-    totals["total_overflow"] = (totals["amounts"] == totals["lines"]) & (totals["total"].abs() >= 10**18)
+    totals["total_overflow"] = (totals["amounts"] == totals["lines"]) & (totals["total"].abs() >= 10**16)
     taxes = taxes.merge(totals[[*INVOICE, "total_overflow"]], on=INVOICE, how="outer")
 
     # 4. Hold or not (R9), per invoice

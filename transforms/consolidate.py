@@ -116,7 +116,7 @@ def consolidate_invoice_lines(
         .with_columns(
             pl.when(consolidated).then(pl.lit(1, pl.Decimal(18, 4))).otherwise("quantity").alias("quantity"),
             pl.when(consolidated)
-            .then(pl.col("_total").cast(pl.Decimal(18, 4)))
+            .then(pl.col("_total").cast(pl.Decimal(18, 4), strict=False))  # too large: held (amount_problems)
             .otherwise("unit_amount")
             .alias("unit_amount"),
             pl.when(consolidated).then("_total").otherwise("line_amount").alias("line_amount"),

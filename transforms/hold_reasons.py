@@ -11,7 +11,7 @@ from __future__ import annotations
 import polars as pl
 
 from transforms.resolve_slots import slot2_from_owner
-from transforms.vocabulary import AMOUNT, Code, Severity
+from transforms.vocabulary import AMOUNT, UNIT_AMOUNT, Code, Severity
 
 PROBLEM_COLUMNS = ["practice_id", "invoice_id", "line_id", "code", "severity", "detail"]
 PROBLEM_SCHEMA = {
@@ -281,9 +281,10 @@ def reference_problems(lines: pl.LazyFrame, files: dict[str, str]) -> pl.LazyFra
 
 
 def amount_problems(lines: pl.LazyFrame, files: dict[str, str]) -> pl.LazyFrame:
-    """A consolidated invoice whose one amount, the sum of its lines, is too large for a decimal of 16
-    digits and 2 places: held with INVALID_VALUE rather than sent without an amount. (A line's own
-    quantity × unit_amount is bounded when the source is parsed.)"""
+    """A consolidated invoice whose one amount, the sum of its lines, is too large to be its one line's
+    unit amount (a decimal of 14 digits and 4 places, 10^14 and over): held with INVALID_VALUE rather than
+    sent without an amount. (A line's own quantity × unit_amount is bounded when the source is parsed, but
+    a hundred lines just under that bound add up past it.)"""
     totals = (
         lines.filter(pl.col("consolidated"))
         .group_by("practice_id", "invoice_id")
@@ -293,7 +294,7 @@ def amount_problems(lines: pl.LazyFrame, files: dict[str, str]) -> pl.LazyFrame:
             pl.col("line_amount").is_null().any().alias("some_missing"),
         )
     )
-    total_overflow = ~pl.col("some_missing") & pl.col("total").cast(AMOUNT, strict=False).is_null()
+    total_overflow = ~pl.col("some_missing") & pl.col("total").cast(UNIT_AMOUNT, strict=False).is_null()
     return problems(
         totals,
         total_overflow,

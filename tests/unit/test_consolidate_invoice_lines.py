@@ -138,3 +138,22 @@ def test_a_single_line_consolidated_invoice_is_sent_as_one_line_without_slot2():
         Decimal("50"),
     )
     assert only["tracking2_option"] is None
+
+
+def test_a_consolidated_total_past_what_one_unit_amount_holds_is_held_not_a_crash():
+    """Each line is under the 10^12 a line may be, but 150 of them add up past the 10^14 a unit amount of
+    4 places can hold: the invoice is held with INVALID_VALUE, and every other invoice still resolves."""
+    b = _consolidating()
+    for n in range(150):
+        b.line("p1", "i1", f"l{n:03d}", template="svc-payroll", quantity="1", unit_amount="999999999999.99")
+    b.invoice("p1", "i2", client_id="c2")
+    b.line("p1", "i2", "l1", template="svc-payroll", quantity="2", unit_amount="10.00")
+    result = b.resolve()
+
+    assert state(result, "i1") == "held"
+    assert hold_codes(result, "i1") == ["INVALID_VALUE"]
+    assert "149999999999998.50" in the_problem(result, "INVALID_VALUE")["detail"]
+    assert state(result, "i2") == "ready"
+    assert sent(result, "i1") == []
+    [only] = sent(result, "i2")
+    assert only["unit_amount"] == Decimal("20.00")
