@@ -139,7 +139,8 @@ def atomic_run(warehouse: Path, out: Path, lock_path: Path, flow: str) -> Iterat
         if warehouse.exists():
             shutil.copyfile(warehouse, work)
         con = duckdb.connect(str(work))
-        con.execute("set enable_progress_bar = false")  # the run has its own (rich); DuckDB's would interleave
+        # The run shows its own progress (rich); DuckDB's bar would interleave with it on a terminal.
+        con.execute("set enable_progress_bar = false")
         committed = False
         try:
             apply_migrations(con)

@@ -64,7 +64,8 @@ def view_names() -> list[str]:
 def create_views(con: duckdb.DuckDBPyConnection) -> None:
     """Create or replace every analyst view (and its comments) on a writable connection.
 
-    Call it after the run has loaded the source: the views read the raw_* tables for names and currencies.
+    Call it after the run has loaded the source: the views read raw_service_templates for names and
+    invoice_tracking.source_currency for held invoices' currencies.
     """
     for path in view_files():
         con.execute(path.read_text())

@@ -1,6 +1,7 @@
 """The steps of a run, as plain functions of a Run (tests call these; flows.pipeline wraps them as tasks).
 
-source files -> raw_* tables -> resolution (transforms) -> warehouse tables -> Xero batch files
+source files -> frames in memory (run.frames: raw, typed, chunks) -> resolution (transforms) -> warehouse
+tables -> Xero batch files (flows.batches). Only the reference tables are kept as raw_* in the warehouse.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from __future__ import annotations
 import polars as pl
 
 from transforms.resolve_slots import slot2_from_owner
-from transforms.vocabulary import AMOUNT, UNIT_AMOUNT, Code, Severity
+from transforms.vocabulary import UNIT_AMOUNT, Code, Severity
 
 PROBLEM_COLUMNS = ["practice_id", "invoice_id", "line_id", "code", "severity", "detail"]
 PROBLEM_SCHEMA = {
