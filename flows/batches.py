@@ -30,6 +30,7 @@ from flows.xero_files import (
     render_invoices,
     write_files,
 )
+from transforms.xero_payload import SENT_LINE_FIELDS
 
 INVOICE = ["practice_id", "invoice_id"]
 # What an invoice's JSON and CSV are made of (flows.xero_files), and line_count to group practices by.
@@ -47,20 +48,8 @@ HEAD_FIELDS = [
     "line_amount_types",
     "line_count",
 ]
-# What a line's JSON and CSV are made of (flows.xero_files), and line_no to order the lines by.
-LINE_FIELDS = [
-    "line_no",
-    "description",
-    "quantity",
-    "unit_amount",
-    "line_amount",
-    "account_code",
-    "tax_type",
-    "tracking1_name",
-    "tracking1_option",
-    "tracking2_name",
-    "tracking2_option",
-]
+# What a line's JSON and CSV are made of (flows.xero_files), line_no first to order the lines by.
+LINE_FIELDS = SENT_LINE_FIELDS
 # Lines rendered at a time: the files of a span are written while the next span is rendered.
 SPAN_LINES = 150_000
 STREAM_ROWS = 50_000

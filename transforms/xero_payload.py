@@ -7,12 +7,9 @@ import polars as pl
 
 from transforms.consolidate import INVOICE
 
-XERO_LINE_COLUMNS = [
-    "practice_id",
-    "invoice_id",
-    "invoice_number",
+# What Xero receives for one line, in order: the batch files render it and the export digest is taken of it.
+SENT_LINE_FIELDS = [
     "line_no",
-    "line_id",
     "description",
     "quantity",
     "unit_amount",
@@ -24,6 +21,8 @@ XERO_LINE_COLUMNS = [
     "tracking2_name",
     "tracking2_option",
 ]
+
+XERO_LINE_COLUMNS = [*INVOICE, "invoice_number", "line_no", "line_id", *SENT_LINE_FIELDS[1:]]
 
 XERO_INVOICE_COLUMNS = [
     "practice_id",
@@ -91,22 +90,7 @@ def canonical_payload(items: pl.LazyFrame, heads: pl.LazyFrame) -> pl.LazyFrame:
     """
     line_text = items.sort([*INVOICE, "line_no"]).select(
         *INVOICE,
-        pl.concat_str(
-            _text(
-                "line_no",
-                "description",
-                "quantity",
-                "unit_amount",
-                "line_amount",
-                "account_code",
-                "tax_type",
-                "tracking1_name",
-                "tracking1_option",
-                "tracking2_name",
-                "tracking2_option",
-            ),
-            separator="\x1f",
-        ).alias("line_text"),
+        pl.concat_str(_text(*SENT_LINE_FIELDS), separator="\x1f").alias("line_text"),
     )
     per_invoice = line_text.group_by(INVOICE, maintain_order=True).agg(
         pl.col("line_text").str.join("\x1e").alias("lines_text")
