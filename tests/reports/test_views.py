@@ -339,3 +339,19 @@ def test_a_run_publishes_the_views(tmp_path):
     views = {r[0] for r in con.execute("select view_name from duckdb_views() where not internal").fetchall()}
     con.close()
     assert set(view_names()) <= views
+
+
+def test_held_invoices_show_the_currency_their_source_row_gives(read_only, warehouse):
+    """A held invoice is not in xero_invoices, and the source's invoices are not copied into the warehouse:
+    its currency comes from invoice_tracking.source_currency, as the source gave it."""
+    source = warehouse.parent / "source" / "invoices.csv"
+    given = {
+        (p, i): c
+        for p, i, c in duckdb.sql(
+            f"select practice_id, invoice_id, upper(trim(currency)) from read_csv('{source}', all_varchar = true)"
+        ).fetchall()
+    }
+    held = read_only.execute("select practice_id, invoice_id, currency from held_invoices").fetchall()
+    assert held
+    for practice_id, invoice_id, currency in held:
+        assert currency == given[(practice_id, invoice_id)], (practice_id, invoice_id)
