@@ -1,8 +1,10 @@
 # The only commands a newcomer needs. Each target sets itself up on a fresh machine.
-PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3.12 2>/dev/null || command -v python3.13 2>/dev/null || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Every wheel the project installs, kept so that tests can install the package offline (tests/packaging).
+WHEELHOUSE := $(VENV)/wheelhouse
 
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
@@ -10,10 +12,12 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 .PHONY: setup demo test lint bench reliability report clean
 
 $(STAMP): pyproject.toml constraints.txt
-	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' || { echo "needs Python 3.11"; exit 1; }
+	@$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] <= (3, 13), sys.version' || { echo "needs Python 3.11, 3.12 or 3.13"; exit 1; }
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/pip wheel --quiet -c constraints.txt --wheel-dir $(WHEELHOUSE) ".[dev]"
+	rm -f $(WHEELHOUSE)/trackline-*.whl
+	$(BIN)/pip install --quiet --no-index --find-links $(WHEELHOUSE) -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 setup: $(STAMP)

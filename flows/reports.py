@@ -30,6 +30,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import duckdb
@@ -52,13 +53,13 @@ MAX_SERIES = 12  # options drawn one by one in the monthly chart, "other options
 SOURCE_COLOURS = {"service": "#1f77b4", "owner": "#ff7f0e", "none": EMPTY_COLOUR}
 
 
-def view_files() -> list[Path]:
+def view_files() -> list[Traversable]:
     """sql/reports/<view>.sql, in name order (each view reads base tables only, so order does not matter)."""
-    return sorted(REPORTS.glob("*.sql"))
+    return sorted((p for p in REPORTS.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
 
 
 def view_names() -> list[str]:
-    return [path.stem for path in view_files()]
+    return [path.name.removesuffix(".sql") for path in view_files()]
 
 
 def create_views(con: duckdb.DuckDBPyConnection) -> None:

@@ -14,6 +14,20 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "data" / "sample"
 
 
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory):
+    """One Prefect API server for the whole session (it takes ~10 s to start; the first start on a fresh
+    machine also runs its database migrations, hence the generous timeout)."""
+    os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
+    os.environ["DO_NOT_TRACK"] = "1"
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=300):
+        yield PREFECT_API_URL.value()
+
+
 @pytest.fixture
 def settings_for(tmp_path):
     """Settings for a source folder, with a warehouse and output folder of the test's own."""
