@@ -192,6 +192,21 @@ def _num(prefix: str, numbers: np.ndarray | pl.Series, width: int) -> pl.Series:
     return prefix + pl.Series(np.asarray(numbers)).cast(pl.Utf8).str.zfill(width)
 
 
+def _guids(rng: np.random.Generator, n: int) -> pl.Series:
+    """n random Xero ContactIDs, 8-4-4-4-12 lower-case hex digits."""
+    digits = (
+        pl.Series(np.frombuffer(rng.bytes(16 * n), dtype="S16")).bin.encode("hex")
+        if n
+        else pl.Series([], dtype=pl.Utf8)
+    )
+    return pl.select(
+        pl.concat_str(
+            [pl.lit(digits).str.slice(a, b - a) for a, b in ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))],
+            separator="-",
+        )
+    ).to_series()
+
+
 def _text(values) -> pl.Series:
     return pl.Series(values, dtype=pl.Utf8)
 
@@ -357,7 +372,7 @@ class Book:
             " ",
             SUFFIXES[rng.integers(0, len(SUFFIXES), n)],
         )
-        contact = _num("xc-", rng.integers(0, 10**15, n), 15)
+        contact = _guids(np.random.default_rng(int(rng.integers(0, 2**32))), n)
         draw = rng.random(n)
         consolidate = _null_where(
             _text(np.where(draw < 0.08, "true", "false")), (draw >= 0.08) & (draw < 0.12)
@@ -503,14 +518,15 @@ SPECIAL_TEMPLATES = [  # id, name, option, account, tax
     ("S909", "Transaction Services", "O2-98", "200", "OUTPUT2"),  # option name over 100 characters
 ]
 SPECIAL_CLIENTS = [  # id, name, contact, owner, option, consolidate
-    ("C9001", "Departed Owner Clients Ltd", "xc-9001", "T-LEFT", "O1-01", "false"),
-    ("C9002", "Departed Owner Consolidated Ltd", "xc-9002", "T-LEFT", "O1-01", "true"),
-    ("C9003", "Nameless Owner Ltd", "xc-9003", "T900", "O1-01", "false"),
-    ("C9004", "Emeritus Holdings Ltd", "xc-9004", "T001", "O1-98", "false"),
-    ("C9005", "Undecided Ltd", "xc-9005", "T001", "O1-01", "maybe"),
+    ("C9001", "Departed Owner Clients Ltd", "7f3a9001-0000-4000-8000-00000000c001", "T-LEFT", "O1-01", "false"),
+    ("C9002", "Departed Owner Consolidated Ltd", "7f3a9002-0000-4000-8000-00000000c002", "T-LEFT", "O1-01", "true"),
+    ("C9003", "Nameless Owner Ltd", "7F3A9003-0000-4000-8000-00000000C003", "T900", "O1-01", "false"),
+    ("C9004", "Emeritus Holdings Ltd", "7f3a9004-0000-4000-8000-00000000c004", "T001", "O1-98", "false"),
+    ("C9005", "Undecided Ltd", "7f3a9005-0000-4000-8000-00000000c005", "T001", "O1-01", "maybe"),
     ("C9006", LONG_CLIENT, None, "T001", "O1-01", "false"),  # contact name over 255 characters
-    ("C9007", "Foreign Partner Ltd", "xc-9007", "T001", "O1-GONE", "false"),  # unknown slot-1 option
-]
+    ("C9007", "Foreign Partner Ltd", "7f3a9007-0000-4000-8000-00000000c007", "T001", "O1-GONE", "false"),  # unknown slot-1 option
+    ("C9008", "Legacy Contact Ltd", "c-1029", "T001", "O1-01", "false"),  # a ContactID that is not a GUID
+]  # fmt: skip
 
 # kind -> (which invoices qualify, variants). `held`: whether the defect must hold its invoice.
 DEFECTS: dict[str, tuple[str, list[str], bool]] = {
@@ -539,6 +555,7 @@ DEFECTS: dict[str, tuple[str, list[str], bool]] = {
             "owner_client:C9003",
             "client:C9005",
             "client:C9006",
+            "client:C9008",
             "unknown_practice",
         ],
         True,

@@ -95,7 +95,10 @@ clients_checked as (
     select
         *,
         practice_id is null or client_id is null or name is null or regexp_matches(name, '^[=+\-@\t\r]')
-            or (coalesce(trim(consolidate_raw), '') <> '' and consolidate_lines is null) as bad,
+            or (coalesce(trim(consolidate_raw), '') <> '' and consolidate_lines is null)
+            -- a Xero ContactID is a GUID (8-4-4-4-12 hex digits); Xero refuses the request over any other
+            or (xero_contact_id is not null and not regexp_full_match(
+                xero_contact_id, '[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}')) as bad,
         count(*) over (partition by practice_id, client_id) as copies
     from (
         select
@@ -103,7 +106,7 @@ clients_checked as (
             case when trim(practice_id) <> '' then practice_id end as practice_id,
             case when trim(client_id) <> '' then client_id end as client_id,
             case when trim(name) <> '' then name end as name,
-            case when trim(xero_contact_id) <> '' then xero_contact_id end as xero_contact_id,
+            case when trim(xero_contact_id) <> '' then trim(xero_contact_id) end as xero_contact_id,
             case when trim(owner_team_member_id) <> '' then owner_team_member_id end as owner_team_member_id,
             case when trim(tracking_option_id) <> '' then tracking_option_id end as tracking_option_id,
             consolidate_lines as consolidate_raw,

@@ -69,7 +69,7 @@ SPEC: dict[str, dict[str, object]] = {
         "practice_id": "key",
         "client_id": "key",
         "name": "name",
-        "xero_contact_id": "optional",
+        "xero_contact_id": "guid",
         "owner_team_member_id": "optional",
         "tracking_option_id": "optional",
         "consolidate_lines": "bool",
@@ -116,6 +116,7 @@ DECIMAL = r"[+-]?\d{1,14}(?:\.\d{0,4})?"
 WHOLE = r"[+-]?\d{1,9}(?:\.0*)?"  # 3 and 3.0, never 3.5
 DAY = r"^(\d{4}-\d{2}-\d{2})(?:[T ]00:00(?::00(?:\.0*)?)?Z?)?$"  # a date, or a date at midnight
 FORMULA = r"^[=+\-@\t\r]"  # a name a spreadsheet would run as a formula: Xero matches names exactly
+GUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"  # a Xero ContactID
 MAX_LINE_AMOUNT = 10**12 * 10**8  # quantity x unit amount, in units of 1e-8
 TRUE, FALSE = ("true", "t", "yes", "y", "1"), ("false", "f", "no", "n", "0")
 
@@ -165,6 +166,8 @@ def _parse(raw: pd.Series, kind) -> pd.Series:
         return pd.to_numeric(text.where(ok).str.replace(r"\.0*$", "", regex=True)).astype("Int64")
     if kind == "decimal":
         return _decimal(raw)
+    if kind == "guid":
+        return text.where(text.str.fullmatch(GUID).fillna(False).astype(bool))
     if kind == "bool":
         lower = text.str.lower()
         return pd.Series(
@@ -187,7 +190,8 @@ def check(table: str, raw: pd.DataFrame) -> pd.DataFrame:
                 bad |= raw[column].str.contains(FORMULA).fillna(False).astype(bool)
         else:
             typed = _parse(raw[column], kind)
-            bad |= (~_missing(raw[column]) & typed.isna()) if kind == "bool" else typed.isna()
+            optional = kind in ("bool", "guid")  # left out: null, no problem
+            bad |= (~_missing(raw[column]) & typed.isna()) if optional else typed.isna()
             out[column] = typed
     if table == "invoice_lines":  # a line amount Xero could not take (and a total that could overflow)
         rough = out["quantity"].astype("float64").abs() * out["unit_amount"].astype("float64").abs()

@@ -26,6 +26,7 @@ from flows.xero_files import (
     assign_batches,
     cut_batches,
     plan_batch_files,
+    practice_folders,
     render_heads,
     render_invoices,
     write_files,
@@ -259,6 +260,11 @@ def write_batches(
     sequences = dict(
         con.execute("select practice_id, count(*) + 1 from xero_batches group by practice_id").fetchall()
     )
+    # Folder names are decided among every practice the source has and every practice with batches.
+    known = con.execute(
+        "select practice_id from raw_practices where practice_id is not null union select practice_id from xero_batches"
+    ).fetchall()
+    folders = practice_folders([*(r[0] for r in known), *pending["practice_id"].unique()])
     record = _Record(run)
     parts: list[Written] = []
     futures: list[Future] = []
@@ -274,7 +280,7 @@ def write_batches(
                 heads = pending.filter(pl.col("practice_id").is_in(group))
                 by_count = heads.select(*INVOICE, "digest").with_columns(
                     cut_batches(
-                        heads["practice_id"], None, sequences, max_invoices, max_bytes
+                        heads["practice_id"], None, sequences, max_invoices, max_bytes, folders
                     ).invoice_batch.alias("batch_id")
                 )
                 lines = _Lines()
@@ -292,7 +298,7 @@ def write_batches(
                         head_text.slice(start, end - start),
                     )
                     written, planned = plan_batch_files(
-                        assign_batches(rendered, sequences, max_invoices, max_bytes), run.staging
+                        assign_batches(rendered, sequences, max_invoices, max_bytes, folders), run.staging
                     )
                     if writing is not None:
                         writing.result()  # the files of one span waiting to be written at most

@@ -36,6 +36,20 @@ class WarehouseLocked(Exception):
     """Another run holds the warehouse."""
 
 
+class PathOutsideOutput(RuntimeError):
+    """A file would land outside the run's staging or output folder: a bug, so the run stops and
+    publishes nothing."""
+
+
+def inside(root: Path, path: Path) -> Path:
+    """`path`, resolved, if it lies inside `root` (resolved); else PathOutsideOutput. Every file a run
+    writes or publishes goes through this, so no id or name can place a file elsewhere."""
+    resolved, base = path.resolve(), root.resolve()
+    if resolved == base or not resolved.is_relative_to(base):
+        raise PathOutsideOutput(f"a file would be written outside {root}: {path!r}")
+    return resolved
+
+
 @dataclass
 class Run:
     run_id: str
@@ -89,7 +103,7 @@ def _fsync_dir(folder: Path) -> None:
 
 def _move_staged(staging: Path, out: Path) -> None:
     for path in sorted(p for p in staging.rglob("*") if p.is_file()):
-        target = out / path.relative_to(staging)
+        target = inside(out, out / path.relative_to(staging))
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(path, target)
         faults.checkpoint("moving")

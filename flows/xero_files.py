@@ -11,18 +11,29 @@ float): 150.0000 -> 150.00, 0.1250 -> 0.125.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
+from importlib import resources
 from pathlib import Path
 
 import jsonschema
+import jsonschema_rs
 import numpy as np
+import orjson
 import polars as pl
 import pyarrow as pa
 
-SCHEMA_PATH = Path(__file__).resolve().parent / "xero" / "invoices.schema.json"
+from flows.publish import inside
+
+# Xero's own schema of a POST /Invoices body (../shared/xero/invoices.schema.json), package data of flows.
+SCHEMA_PATH = resources.files("flows") / "xero" / "invoices.schema.json"
 CSV_HEADER = (
     "*ContactName,EmailAddress,POAddressLine1,POAddressLine2,POAddressLine3,POAddressLine4,POCity,PORegion,"
     "POPostalCode,POCountry,*InvoiceNumber,Reference,*InvoiceDate,*DueDate,Total,InventoryItemCode,*Description,"
@@ -39,9 +50,56 @@ class XeroBodyInvalid(RuntimeError):
     """A body broke Xero's schema: a bug, so the run stops and publishes nothing."""
 
 
+# Where a practice's files go (contract section 4) ------------------------------------------------------
+#
+# Ids come from whatever the practice's app exports, so an id never chooses a path by itself. A plain id
+# (ASCII letters, digits, `-`, `_`, `.`, not starting with `.`, at most 100 characters) names its folder as
+# it is, unless another practice's id differs from it only in case (they would share a folder on a
+# case-insensitive file system) or it is a name Windows reserves or silently changes (CON, NUL, COM1, a
+# trailing dot). Any other id is encoded: `~`, a lower-case hint of its letters and digits, and 26 base32
+# characters of its SHA-256. `~` is never in a plain id and the encoding is lower case, so an encoded
+# folder equals no plain one and no other encoded one, even where case is not told apart.
+
+PLAIN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+RESERVED_NAME = re.compile(r"(CON|PRN|AUX|NUL|CLOCK\$|COM[0-9]|LPT[0-9])(\..*)?", re.IGNORECASE)
+
+
+def _plain(practice_id: str) -> bool:
+    return (
+        PLAIN_ID.fullmatch(practice_id) is not None
+        and RESERVED_NAME.fullmatch(practice_id) is None
+        and not practice_id.endswith(".")
+    )
+
+
+def encoded_name(practice_id: str) -> str:
+    """The stable folder name of an id that cannot name a folder as it is."""
+    digest = hashlib.sha256(practice_id.encode("utf-8", "surrogatepass")).digest()
+    code = base64.b32encode(digest).decode("ascii").lower()[:26]
+    hint = re.sub(r"[^a-z0-9]+", "_", practice_id.lower()).strip("_")[:40]
+    return f"~{hint}-{code}" if hint else f"~{code}"
+
+
+def practice_folders(practice_ids: Iterable[str]) -> dict[str, str]:
+    """Each practice's folder name under `xero/` (and the first part of its batch ids), decided among
+    every practice id given: the practices of the source and those with batches already."""
+    ids = set(practice_ids)
+    folded = Counter(p.lower() for p in ids)
+    return {p: p if _plain(p) and folded[p.lower()] == 1 else encoded_name(p) for p in ids}
+
+
 @cache
 def xero_validator() -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
+    # format checking on: `ContactID` is `format: uuid`, which jsonschema ignores without a checker.
+    return jsonschema.Draft202012Validator(
+        json.loads(SCHEMA_PATH.read_text()), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+
+
+@cache
+def fast_validator() -> jsonschema_rs.Draft202012Validator:
+    """The same schema and formats, compiled (jsonschema-rs): fast enough to check every body written."""
+    return jsonschema_rs.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()), validate_formats=True)
 
 
 def decimal_text(amount: pl.Expr, scale: int = 4) -> pl.Expr:
@@ -295,6 +353,8 @@ class Rendered:
     lines: np.ndarray  # int64, invoices.height + 1: invoice i's lines are lines[i] .. lines[i + 1] - 1
     json: Text
     csv: Text
+    # bool per line: its unit amount has more than 2 decimal places, which Xero reads only with unitdp=4
+    fine_unit: np.ndarray
 
     def json_bytes(self) -> np.ndarray:
         """Each invoice's JSON object, in bytes (without SEPARATOR)."""
@@ -387,7 +447,15 @@ def render_invoices(
             raise XeroBodyInvalid(
                 f"a line could not be rendered as {column.name}: a value it needs is missing"
             )
-    return Rendered(heads.filter(pl.Series(kept)), lines, Text(text["json"]), Text(text["csv"]))
+    unit = items["unit_amount"]
+    fine_unit = (unit.cast(pl.Decimal(38, 2), strict=False).cast(unit.dtype) != unit).fill_null(False)
+    return Rendered(
+        heads.filter(pl.Series(kept)),
+        lines,
+        Text(text["json"]),
+        Text(text["csv"]),
+        fine_unit.to_numpy(),
+    )
 
 
 def _greedy(sizes: np.ndarray, max_invoices: int, room: int) -> np.ndarray:
@@ -406,7 +474,7 @@ def _greedy(sizes: np.ndarray, max_invoices: int, room: int) -> np.ndarray:
 
 @dataclass
 class Cut:
-    batches: pl.DataFrame  # batch_id, practice_id, first (its first invoice), invoice_count
+    batches: pl.DataFrame  # batch_id, practice_id, folder, first (its first invoice), invoice_count
     invoice_batch: pl.Series  # each invoice's batch_id
 
 
@@ -416,14 +484,22 @@ def cut_batches(
     next_sequence: dict[str, int],
     max_invoices: int = 50,
     max_bytes: int = 3_500_000,
+    folders: Mapping[str, str] | None = None,
 ) -> Cut:
     """Cut each practice's invoices (`practice`: their practice_id, in invoice order) into batches of at
     most `max_invoices` invoices and `max_bytes` of JSON body (`sizes`: each invoice's JSON in bytes; None
-    to cut by count alone), numbered <practice_id>-<sequence> from `next_sequence`."""
+    to cut by count alone), numbered <folder>-<sequence> from `next_sequence`, where <folder> is the
+    practice's folder (`folders`, from practice_folders; the practice_id itself when not given)."""
     n = practice.len()
     if not n:
         empty = pl.DataFrame(
-            schema={"batch_id": pl.Utf8, "practice_id": pl.Utf8, "first": pl.Int64, "invoice_count": pl.Int32}
+            schema={
+                "batch_id": pl.Utf8,
+                "practice_id": pl.Utf8,
+                "folder": pl.Utf8,
+                "first": pl.Int64,
+                "invoice_count": pl.Int32,
+            }
         )
         return Cut(empty, pl.Series("batch_id", [], dtype=pl.Utf8))
     room = max_bytes - len(BODY_START) - len(BODY_END)
@@ -443,14 +519,17 @@ def cut_batches(
             local[start:end] = _greedy(sizes[start:end], max_invoices, room)
         new = np.flatnonzero((np.diff(local, prepend=-1) != 0) | (position == 0))
     practices = practice.gather(new).to_list()
+    names = [p if folders is None else folders[p] for p in practices]
     batch_ids = [
-        f"{p}-{next_sequence.get(p, 1) + s:06d}" for p, s in zip(practices, local[new].tolist(), strict=True)
+        f"{name}-{next_sequence.get(p, 1) + s:06d}"
+        for p, name, s in zip(practices, names, local[new].tolist(), strict=True)
     ]
     count = np.diff(np.append(new, n))
     batches = pl.DataFrame(
         {
             "batch_id": pl.Series(batch_ids, dtype=pl.Utf8),
             "practice_id": pl.Series(practices, dtype=pl.Utf8),
+            "folder": pl.Series(names, dtype=pl.Utf8),
             "first": pl.Series(new, dtype=pl.Int64),
             "invoice_count": pl.Series(count, dtype=pl.Int32),
         }
@@ -461,24 +540,34 @@ def cut_batches(
 @dataclass
 class Batched:
     rendered: Rendered
-    # batch_id, practice_id, first (its first invoice in rendered.invoices), invoice_count
+    # batch_id, practice_id, folder, first (its first invoice in rendered.invoices), invoice_count
     batches: pl.DataFrame
     invoice_batch: pl.Series  # each rendered invoice's batch_id
 
 
 def assign_batches(
-    rendered: Rendered, next_sequence: dict[str, int], max_invoices: int = 50, max_bytes: int = 3_500_000
+    rendered: Rendered,
+    next_sequence: dict[str, int],
+    max_invoices: int = 50,
+    max_bytes: int = 3_500_000,
+    folders: Mapping[str, str] | None = None,
 ) -> Batched:
     """Cut each practice's rendered invoices into batches (cut_batches)."""
     cut = cut_batches(
-        rendered.invoices["practice_id"], rendered.json_bytes(), next_sequence, max_invoices, max_bytes
+        rendered.invoices["practice_id"],
+        rendered.json_bytes(),
+        next_sequence,
+        max_invoices,
+        max_bytes,
+        folders,
     )
     return Batched(rendered, cut.batches, cut.invoice_batch)
 
 
 @dataclass
 class Written:
-    batches: pl.DataFrame  # batch_id, practice_id, path, csv_path, invoice_count, line_count, bytes
+    # batch_id, practice_id, path, csv_path, invoice_count, line_count, bytes, unit_dp
+    batches: pl.DataFrame
     ledger: pl.DataFrame  # the batched invoices' heads rows (as rendered) and their batch_id
     paths: list[str]
 
@@ -488,16 +577,13 @@ class Files:
     """The files of some batches, still to write: each is a fixed opening, slices of text, a fixed end."""
 
     root: Path
-    paths: list[str]  # xero/<practice_id>/<batch_id>.json and .csv, alternately
+    paths: list[str]  # xero/<folder>/<batch_id>.json and .csv, alternately
     contents: list[list[bytes | memoryview]]
-    checks: dict[int, tuple[str, list[bytes | memoryview]]]  # before file k: a batch's body to check
 
 
 def plan_batch_files(batched: Batched, root: Path) -> tuple[Written, Files]:
-    """What every batch's JSON and CSV under `root/xero/<practice_id>/` hold, and their rows, without
-    writing them (write_files does, checking the first invoice of each practice against Xero's schema:
-    every invoice is built by the same expressions, and the values the schema limits are checked by
-    Pandera before; the tests check every body they produce in full)."""
+    """What every batch's JSON and CSV under `root/xero/<folder>/` hold, and their rows, without writing
+    them (write_files does, checking every body against Xero's schema first)."""
     rendered, batches = batched.rendered, batched.batches
     header = (",".join(CSV_HEADER) + CRLF).encode("utf-8")
     start, end = BODY_START.encode("utf-8"), BODY_END.encode("utf-8")
@@ -506,55 +592,50 @@ def plan_batch_files(batched: Batched, root: Path) -> tuple[Written, Files]:
     line_to = rendered.lines[np.append(first[1:], len(rendered.lines) - 1).astype(np.int64)]
     paths: list[str] = []
     contents: list[list[bytes | memoryview]] = []
-    checks: dict[int, tuple[str, list[bytes | memoryview]]] = {}
-    seen: set[str] = set()
-    for k, (batch_id, practice_id, line, stop) in enumerate(
-        zip(
-            *batches.select("batch_id", "practice_id").get_columns(),
-            line_from.tolist(),
-            line_to.tolist(),
-            strict=True,
-        )
+    for batch_id, folder, line, stop in zip(
+        *batches.select("batch_id", "folder").get_columns(), line_from.tolist(), line_to.tolist(), strict=True
     ):
-        if practice_id not in seen:
-            seen.add(practice_id)
-            one = rendered.json.pieces(line, int(rendered.lines[first[k] + 1]), trim=len(SEPARATOR))
-            checks[len(paths)] = (batch_id, [start, *one, end])
-        paths += [f"xero/{practice_id}/{batch_id}.json", f"xero/{practice_id}/{batch_id}.csv"]
+        paths += [f"xero/{folder}/{batch_id}.json", f"xero/{folder}/{batch_id}.csv"]
         contents += [
             [start, *rendered.json.pieces(line, stop, trim=len(SEPARATOR)), end],
             [header, *rendered.csv.pieces(line, stop)],
         ]
     json_bytes = rendered.json.before[line_to] - rendered.json.before[line_from] - len(SEPARATOR)
+    fine = np.zeros(len(rendered.fine_unit) + 1, dtype=np.int64)
+    np.cumsum(rendered.fine_unit, out=fine[1:])
     written = Written(
         batches=batches.select(
             "batch_id",
             "practice_id",
-            pl.format("xero/{}/{}.json", "practice_id", "batch_id").alias("path"),
-            pl.format("xero/{}/{}.csv", "practice_id", "batch_id").alias("csv_path"),
+            pl.format("xero/{}/{}.json", "folder", "batch_id").alias("path"),
+            pl.format("xero/{}/{}.csv", "folder", "batch_id").alias("csv_path"),
             "invoice_count",
             pl.Series("line_count", line_to - line_from, dtype=pl.Int32),
             pl.Series("bytes", json_bytes + len(start) + len(end), dtype=pl.Int64),
+            pl.Series("unit_dp", np.where(fine[line_to] > fine[line_from], 4, 2), dtype=pl.Int16),
         ),
         ledger=rendered.invoices.with_columns(batched.invoice_batch.alias("batch_id")),
         paths=paths,
     )
-    return written, Files(root, paths, contents, checks)
+    return written, Files(root, paths, contents)
 
 
 def write_files(files: Files) -> None:
-    """Write planned files, checking each practice's first invoice before its first file (file I/O
-    releases the GIL: this may run on a thread of its own)."""
+    """Write planned files, each only inside `files.root` and each JSON body only once it validates
+    against Xero's schema with format checking (file I/O releases the GIL: this may run on a thread of its
+    own)."""
     folders: set[str] = set()
-    for k, (path, content) in enumerate(zip(files.paths, files.contents, strict=True)):
-        if k in files.checks:
-            batch_id, body = files.checks[k]
-            check_body(batch_id, b"".join(body))
+    for path, content in zip(files.paths, files.contents, strict=True):
         folder = path[: path.rindex("/")]
         if folder not in folders:
-            (files.root / folder).mkdir(parents=True, exist_ok=True)
+            inside(files.root, files.root / folder).mkdir(parents=True, exist_ok=True)
             folders.add(folder)
-        _write(files.root / path, content)
+        target = inside(files.root, files.root / path)
+        if path.endswith(".json"):
+            body = b"".join(content)
+            check_body(path.rsplit("/", 1)[1].removesuffix(".json"), body)
+            content = [body]
+        _write(target, content)
 
 
 def _write(path: Path, pieces: list[bytes | memoryview]) -> None:
@@ -573,13 +654,16 @@ def _write(path: Path, pieces: list[bytes | memoryview]) -> None:
 
 
 def write_batch_files(batched: Batched, root: Path) -> Written:
-    """Write every batch's JSON and CSV under `root/xero/<practice_id>/` (plan_batch_files, write_files)."""
+    """Write every batch's JSON and CSV under `root/xero/<folder>/` (plan_batch_files, write_files)."""
     written, files = plan_batch_files(batched, root)
     write_files(files)
     return written
 
 
 def check_body(batch_id: str, body: bytes) -> None:
+    """Raise XeroBodyInvalid unless the body validates against Xero's schema, formats included."""
+    if fast_validator().is_valid(orjson.loads(body)):
+        return
     errors = sorted(xero_validator().iter_errors(json.loads(body)), key=lambda e: list(e.path))
     if errors:
         first = errors[0]

@@ -34,7 +34,7 @@ ROW = "_row"  # 1-based data row of the source file (the header is row 0)
 
 @dataclass(frozen=True)
 class Column:
-    kind: str  # text | name | enum | date | timestamp | decimal | int | bool | currency
+    kind: str  # text | name | enum | date | timestamp | decimal | int | bool | currency | guid
     required: bool = True
     values: tuple[str, ...] = ()
 
@@ -42,6 +42,9 @@ class Column:
 KEY = Column("text")
 TEXT = Column("text")
 OPTIONAL = Column("text", required=False)
+# A Xero ContactID: a GUID, 8-4-4-4-12 hex digits in any case. Xero's schema says `format: uuid` and
+# refuses the whole request over one that is not, so such a value holds its client's invoices.
+GUID = Column("guid", required=False)
 # A name Xero matches exactly (tracking category and option names, contact names): it cannot be escaped,
 # so one a spreadsheet would run as a formula is held until it is renamed (see FORMULA_START).
 NAME = Column("name")
@@ -84,7 +87,7 @@ TABLES: dict[str, dict[str, Column]] = {
         "practice_id": KEY,
         "client_id": KEY,
         "name": NAME,
-        "xero_contact_id": OPTIONAL,
+        "xero_contact_id": GUID,
         "owner_team_member_id": OPTIONAL,
         "tracking_option_id": OPTIONAL,
         "consolidate_lines": Column("bool", required=False),
@@ -128,6 +131,7 @@ KEYS: dict[str, tuple[str, ...]] = {
 }
 
 DECIMAL_PATTERN = r"^[+-]?(\d{1,14})(\.\d{0,4})?$"
+GUID_PATTERN = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
 INT_PATTERN = r"^[+-]?\d{1,9}(\.0*)?$"  # 3 and 3.0 (a Parquet float column); never 3.5
 BOOL_TRUE = ("true", "t", "yes", "y", "1")
 BOOL_FALSE = ("false", "f", "no", "n", "0")
@@ -167,6 +171,8 @@ def _parsed(name: str, col: Column) -> pl.Expr:
         case "currency":
             upper = trimmed.str.to_uppercase()
             return pl.when(upper.is_in(sorted(CURRENCIES))).then(upper)
+        case "guid":
+            return pl.when(trimmed.str.contains(GUID_PATTERN)).then(trimmed)
         case "date":
             date = trimmed.str.extract(DATE_PATTERN, 1).str.to_date("%Y-%m-%d", strict=False)
             return pl.when(date.is_between(FIRST_DATE, LAST_DATE)).then(date)
@@ -230,6 +236,8 @@ def _quick(name: str, col: Column) -> pl.Expr:
             return pl.when(raw.is_in(col.values)).then(raw)
         case "currency":
             return pl.when(raw.is_in(sorted(CURRENCIES))).then(raw)
+        case "guid":
+            return pl.when(raw.str.contains(GUID_PATTERN)).then(raw)
         case "date":
             date = raw.str.to_date("%Y-%m-%d", strict=False)
             return pl.when(date.is_between(FIRST_DATE, LAST_DATE)).then(date)
@@ -269,7 +277,7 @@ def _settled(name: str, col: Column) -> pl.Expr:
         case "int":
             written = (quick.cast(pl.Utf8) == raw) & quick.is_between(-999_999_999, 999_999_999)
             return written.fill_null(False) | absent
-        case "enum" | "currency" | "decimal" | "bool":
+        case "enum" | "currency" | "decimal" | "bool" | "guid":
             return quick.is_not_null() | absent
     raise ValueError(f"unknown column kind {col.kind}")
 
@@ -278,6 +286,7 @@ def _reason(col: Column) -> str:
     return {
         "enum": f"is not one of {', '.join(col.values)}",
         "currency": "is not an ISO 4217 currency Xero accepts",
+        "guid": "is not a Xero ContactID (a GUID of 8-4-4-4-12 hex digits); Xero refuses the whole request over it",
         "date": "is not a date YYYY-MM-DD between 1900 and 2099",
         "timestamp": "is not an ISO-8601 timestamp between 1900 and 2099",
         "decimal": "is not a decimal with at most 14 digits before and 4 after the point",

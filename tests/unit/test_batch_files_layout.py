@@ -184,7 +184,9 @@ def sample(invoices: int = 60, seed: int = 7) -> tuple[list[dict], list[dict]]:
                 "practice_id": practice,
                 "invoice_id": invoice,
                 "invoice_number": rng.choice(["INV-1", 'INV,"2"', "INV\n3"]) + str(k),
-                "contact_id": rng.choice([None, "xc-1", 'x"c']),
+                "contact_id": rng.choice(
+                    [None, "501813ae-fe4d-4e68-8540-97be01fb4d7f", "5D6C2E0A-1B2C-4D3E-8F90-A1B2C3D4E5F6"]
+                ),
                 "contact_name": rng.choice(AWKWARD),
                 "reference": rng.choice([None, None, "PO-1", "PO, 2"]),
                 "issue_date": date(2024, 1, 1 + k % 28),

@@ -148,3 +148,44 @@ def test_an_invalid_value_in_a_template_holds_the_invoices_that_use_it():
     errors = [p for p in result.exceptions.to_dicts() if str(p["severity"]) == "error"]
     assert [(p["invoice_id"], p["line_id"]) for p in errors] == [("i1", "l1")]
     assert "service_templates.csv row 3" in errors[0]["detail"] and "name" in errors[0]["detail"]
+
+
+def test_a_contact_id_that_is_not_a_guid_holds_the_clients_invoices_naming_the_column_and_value():
+    b = SourceBuilder()
+    b.client("p1", "c2", "Bolt Ltd", option="opt-pb", owner="tm-owner", contact_id="c-1029")
+    b.invoice("p1", "i1", client_id="c2")
+    b.line("p1", "i1", "l1")
+    b.invoice("p1", "i2", client_id="c1")
+    b.line("p1", "i2", "l1")
+    result = b.resolve()
+    assert state(result, "i1") == "held" and hold_codes(result, "i1") == ["INVALID_VALUE"]
+    assert sent(result, "i1") == []
+    # held with an error on the invoice (the row itself is also a warning of the source, as any
+    # reference row that does not parse)
+    (problem,) = [p for p in problems(result, "INVALID_VALUE") if p["invoice_id"] == "i1"]
+    assert problem["severity"] == "error"
+    for named in ("clients.csv row 2", "'c2'", "xero_contact_id", "'c-1029'", "GUID"):
+        assert named in problem["detail"]
+    assert state(result, "i2") == "ready"  # the other client's invoice is sent
+
+
+@pytest.mark.parametrize(
+    "contact_id", ["501813ae-fe4d-4e68-8540-97be01fb4d7f", " 501813AE-FE4D-4E68-8540-97BE01FB4D7F "]
+)
+def test_a_guid_contact_id_in_any_case_is_sent_as_the_contact(contact_id):
+    b = SourceBuilder()
+    b.client("p1", "c2", "Bolt Ltd", option="opt-pb", owner="tm-owner", contact_id=contact_id)
+    b.invoice("p1", "i1", client_id="c2")
+    b.line("p1", "i1", "l1")
+    result = b.resolve()
+
+    assert state(result, "i1") == "ready"
+    assert result.xero_invoices.row(0, named=True)["contact_id"] == contact_id.strip()
+
+
+def test_a_contact_id_that_is_not_a_guid_holds_nothing_outside_xero():
+    b = SourceBuilder(ledger="quickbooks")
+    b.client("p1", "c2", "Bolt Ltd", contact_id="c-1029")
+    b.invoice("p1", "i1", client_id="c2")
+    b.line("p1", "i1", "l1")
+    assert state(b.resolve(), "i1") == "not_xero"

@@ -1,0 +1,140 @@
+"""An id never chooses a path (contract section 4): whatever a practice's app exports as practice_id, its
+batch files land in its own folder under <out>/xero/, no two practices share a folder (case told apart or
+not), and nothing is written outside the output folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flows.xero_files import practice_folders
+from tests.reliability.harness import run_source
+from tests.reliability.matrix import ALL
+from tests.reliability.practice import add_practice, empty_source, write_source
+
+HOSTILE = [
+    "../harbour",  # would land in practice harbour's folder
+    "../../outside",
+    "a/b",
+    "a\\b",
+    "..",
+    ".",
+    ".hidden",
+    "nul\x00byte",
+    "tab\tand\nnewline\x7f",
+    "x" * 300,
+    "CON",
+    "nul",
+    "Com1",
+    "lpt9.txt",
+    "trailing.",
+    "with space",
+    "Zoë",
+    "Harbour",  # differs from harbour only in case
+    "northgate",  # plain: its own name
+    "harbour",
+]
+
+
+def _files_and_folders(work: Path) -> tuple[list[Path], dict[str, str]]:
+    con = duckdb.connect(str(work / "wh" / "warehouse.duckdb"), read_only=True)
+    try:
+        batches = con.execute("select practice_id, path, csv_path from xero_batches").fetchall()
+    finally:
+        con.close()
+    folders: dict[str, str] = {}
+    for practice_id, path, csv_path in batches:
+        for file in (path, csv_path):
+            parts = Path(file).parts
+            assert len(parts) == 3 and parts[0] == "xero", file
+            assert folders.setdefault(practice_id, parts[1]) == parts[1], (practice_id, file)
+            assert (work / "out" / file).is_file(), file
+    written = [p for p in work.rglob("*") if p.is_file()]
+    return written, folders
+
+
+def _short_markers(source, pid: str, short: str) -> None:
+    """Names carry the practice's «marker»; a long id's would break Xero's 100 characters (and hold the
+    invoices), so its names carry a short marker of their own."""
+    for rows in source.values():
+        for row in rows:
+            if row.get("practice_id") == pid:
+                row.update(
+                    {
+                        k: v.replace(f"«{pid}»", f"«{short}»")
+                        for k, v in row.items()
+                        if k != "practice_id" and v
+                    }
+                )
+
+
+def _run_practices(ids: list[str], work: Path) -> dict[str, str]:
+    source = empty_source()
+    for k, pid in enumerate(ids):
+        add_practice(source, pid)
+        if len(pid) > 20:
+            _short_markers(source, pid, f"long-{k}")
+    folder = write_source(source, work / "source", parquet=ALL)
+    outcome = run_source(folder, work / "run")
+    assert outcome.crashed is None and outcome.stopped is None, outcome.crashed or outcome.stopped
+    assert outcome.leaks == []
+    for pid in ids:
+        assert outcome.practice_states(pid) == {"i1": "ready", "i2": "ready"}, repr(pid)
+    written, folders = _files_and_folders(work / "run")
+    out = (work / "run" / "out").resolve()
+    for path in written:  # only the warehouse and its lock live outside the output folder
+        resolved = path.resolve()
+        assert resolved.is_relative_to(out) or resolved.parent == (work / "run" / "wh").resolve(), path
+    assert set(folders) == set(ids)
+    assert len({f.lower() for f in folders.values()}) == len(ids)  # one folder each, case or not
+    return folders
+
+
+def test_hostile_ids_each_get_a_folder_of_their_own_inside_the_output(tmp_path):
+    folders = _run_practices(HOSTILE, tmp_path)
+
+    assert folders["northgate"] == "northgate"  # a plain id names its folder as it is
+    for pid in HOSTILE:
+        name = folders[pid]
+        assert "/" not in name and "\\" not in name and "\x00" not in name and name not in (".", "..")
+        assert len(name) <= 100
+    assert folders["harbour"] != "harbour" and folders["Harbour"] != "Harbour"  # equal but for case
+    assert folders["../harbour"].startswith("~")
+    for reserved in ("CON", "nul", "Com1", "lpt9.txt", "trailing."):
+        assert folders[reserved].startswith("~"), reserved
+
+
+def test_a_folder_name_is_stable_and_depends_only_on_the_ids_seen():
+    first = practice_folders(["../harbour", "northgate", "a/b"])
+    again = practice_folders(["a/b", "../harbour", "northgate"])
+    assert first == again
+    assert first["northgate"] == "northgate"
+    assert practice_folders(["northgate", "Northgate"])["northgate"] != "northgate"
+
+
+# Any id at all -------------------------------------------------------------------------------------------
+
+IDS = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_characters="«»", exclude_categories=("Cs",)),
+    min_size=1,
+    max_size=120,
+).filter(lambda s: s.strip() != "")
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ids=st.lists(IDS, min_size=2, max_size=5, unique=True))
+def test_no_file_lands_outside_its_practices_folder_and_no_two_practices_share_one(ids, tmp_path_factory):
+    _run_practices(ids, tmp_path_factory.mktemp("ids"))
+
+
+@given(ids=st.lists(IDS, min_size=1, max_size=30, unique=True))
+def test_folder_names_are_plain_file_names_unique_even_without_case(ids):
+    folders = practice_folders(ids)
+    names = list(folders.values())
+    assert len({n.lower() for n in names}) == len(ids)
+    for name in names:
+        assert name and len(name) <= 100 and name not in (".", "..")
+        assert all(c.isascii() and (c.isalnum() or c in "-_.~") for c in name), name
