@@ -56,21 +56,23 @@ def _fail(message: str) -> None:
 
 
 def _run(fn, *args, **kwargs):
-    """Run a flow; the run's own failures end in one line on stderr, never a stack trace."""
-    from flows.accounting import AccountingCheckFailed
-    from flows.publish import WarehouseLocked
-    from flows.sources import SourceError
-    from flows.xero_files import XeroBodyInvalid
-    from transforms.schemas import OutputCheckFailed
+    """Run a flow (or a plain function): a run that stops ends in one line on stderr, never a traceback.
+
+    A flow ends Failed with that line as its state's message (flows.stops); the result of a Failed state
+    raises the stop, which becomes the line here."""
+    from prefect import Flow
+
+    from flows.stops import stop_sentence
 
     try:
+        if isinstance(fn, Flow):
+            return fn(*args, return_state=True, **kwargs).result()
         return fn(*args, **kwargs)
-    except (SourceError, WarehouseLocked) as problem:
-        _fail(str(problem))
-    except (OutputCheckFailed, XeroBodyInvalid, AccountingCheckFailed) as bug:
-        _fail(f"stopped, nothing changed: {bug}")
-    except OSError as problem:
-        _fail(f"stopped, nothing changed: {problem.filename or ''} {problem.strerror or problem}".strip())
+    except Exception as problem:
+        sentence = stop_sentence(problem)
+        if sentence is None:
+            raise
+        _fail(sentence)
     raise AssertionError("unreachable")
 
 

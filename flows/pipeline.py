@@ -7,68 +7,46 @@ task each, with a progress bar on a terminal.
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 from prefect import flow, task
 from prefect.cache_policies import NONE
+from prefect.states import Completed, Failed, State
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from flows import batches, faults, steps
 from flows.publish import Run, WarehouseLocked, atomic_run
 from flows.settings import Settings
+from flows.stops import Stopped, stop_sentence
 
 TASK = {"cache_policy": NONE, "persist_result": False}
-
-
-@task(name="load sources", **TASK)
-def load_sources_task(run: Run, source: Path) -> dict[str, str]:
-    return steps.load_sources(run, source)
-
-
-@task(name="parse sources", **TASK)
-def parse_sources_task(run: Run, files: dict[str, str], scope: steps.Scope) -> None:
-    steps.parse_sources(run, files, scope)
-
-
-@task(name="plan partitions", **TASK)
-def plan_task(run: Run, scope: steps.Scope, chunk_lines: int) -> steps.Plan:
-    return steps.plan(run, scope, chunk_lines)
-
-
-@task(name="resolve chunk", task_run_name="resolve chunk {chunk}", **TASK)
-def resolve_chunk_task(run: Run, files: dict[str, str], chunk: int, policy: str) -> steps.RunSummary:
-    return steps.resolve_chunk(run, files, chunk, policy)
-
-
-@task(name="finish resolution", **TASK)
-def finish_task(run: Run, files: dict[str, str], scope: steps.Scope, plan: steps.Plan) -> None:
-    steps.finish_resolution(run, files, scope, plan)
-
-
-@task(name="write xero batches", **TASK)
-def write_batches_task(run: Run, only_scope: bool, max_invoices: int, max_bytes: int, chunk_lines: int):
-    return batches.write_batches(run, only_scope, max_invoices, max_bytes, chunk_lines)
-
-
-@task(name="check every invoice is accounted for", **TASK)
-def check_run_task(run: Run, scope: steps.Scope) -> None:
-    steps.check_run(run, scope)
-
-
-@task(name="record run", **TASK)
-def record_run_task(run: Run, summary: steps.RunSummary, source: Path) -> steps.RunSummary:
-    return steps.record_run(run, summary, source, datetime.now(UTC))
-
-
-def _plain(fn):
-    return fn
+STOPPED = "Stopped"  # the state of a task that stopped the run (flows.stops)
 
 
 def _record_now(run: Run, summary: steps.RunSummary, source: Path) -> steps.RunSummary:
     return steps.record_run(run, summary, source, datetime.now(UTC))
+
+
+def _as_task(fn, name: str, **options):
+    """A step as a Prefect task. A stop (flows.stops) is not raised out of the task, which Prefect would
+    log as an error with a traceback at any log level but the quietest: the task ends in a state named
+    Stopped carrying the one line, and `_calling` raises it again in the flow, which ends Failed with it."""
+
+    @functools.wraps(fn)
+    def step(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as problem:
+            sentence = stop_sentence(problem)
+            if sentence is None:
+                raise
+            return Completed(name=STOPPED, message=sentence, data=Stopped(sentence))
+
+    return task(step, name=name, **TASK, **options)
 
 
 PLAIN = {
@@ -82,15 +60,27 @@ PLAIN = {
     "record": _record_now,
 }
 TASKS = {
-    "load": load_sources_task,
-    "parse": parse_sources_task,
-    "plan": plan_task,
-    "chunk": resolve_chunk_task,
-    "finish": finish_task,
-    "batches": write_batches_task,
-    "check": check_run_task,
-    "record": record_run_task,
+    "load": _as_task(steps.load_sources, "load sources"),
+    "parse": _as_task(steps.parse_sources, "parse sources"),
+    "plan": _as_task(steps.plan, "plan partitions"),
+    "chunk": _as_task(steps.resolve_chunk, "resolve chunk", task_run_name="resolve chunk {chunk}"),
+    "finish": _as_task(steps.finish_resolution, "finish resolution"),
+    "batches": _as_task(batches.write_batches, "write xero batches"),
+    "check": _as_task(steps.check_run, "check every invoice is accounted for"),
+    "record": _as_task(_record_now, "record run"),
 }
+
+
+def _calling(step):
+    """Call a step; a stop it returned (see _as_task) is raised here, in the flow."""
+
+    def call(*args, **kwargs):
+        out = step(*args, **kwargs)
+        if isinstance(out, State) and out.name == STOPPED:
+            raise out.result()
+        return out
+
+    return call
 
 
 def run_pipeline(
@@ -101,7 +91,7 @@ def run_pipeline(
     `as_tasks=False` calls the same steps as plain functions (no Prefect API needed): for tests and the
     benchmark; the flows below always run them as tasks.
     """
-    do = TASKS if as_tasks else PLAIN
+    do = {name: _calling(step) for name, step in TASKS.items()} if as_tasks else PLAIN
     with atomic_run(settings.warehouse, settings.out, settings.lock_path, scope.flow) as run:
         files = do["load"](run, settings.source)
         faults.checkpoint("loaded")
@@ -176,7 +166,9 @@ def nightly_flow(
 ) -> dict:
     """Invoices changed since the last successful run, plus every held invoice; batches what changed."""
     settings = settings or Settings()
-    return _with_lock_retries(settings, steps.Scope("nightly"), True, lock_retries, lock_retry_delay)
+    return _ending_in_one_line(
+        _with_lock_retries, settings, steps.Scope("nightly"), True, lock_retries, lock_retry_delay
+    )
 
 
 @flow(name="trackline-backfill", log_prints=True)
@@ -190,4 +182,16 @@ def backfill_flow(
     """Recompute approved invoices issued in the range, replacing what the warehouse had for them."""
     settings = settings or Settings()
     scope = steps.Scope("backfill", date_from, date_to, tuple(practices or ()))
-    return run_pipeline(settings, scope, emit_batches).as_dict()
+    return _ending_in_one_line(lambda: run_pipeline(settings, scope, emit_batches).as_dict())
+
+
+def _ending_in_one_line(fn, *args):
+    """The flow's result; a stop ends the flow Failed with its one line as the state's message (what the
+    Prefect UI shows and the command prints), without a traceback in Prefect's logs."""
+    try:
+        return fn(*args)
+    except Exception as problem:
+        sentence = stop_sentence(problem)
+        if sentence is None:
+            raise
+        return Failed(message=sentence, data=Stopped(sentence))
