@@ -1,7 +1,7 @@
-"""`make reliability`: run the bad-input matrix, shared-id practices and corrupted sources, and print what
-happened, as the README quotes it.
+"""`make reliability`: run the bad-input matrix, shared-id practices, corrupted sources and hostile practice
+ids, and print what happened, as the README quotes it.
 
-    python -m tests.reliability.figures [--isolation N] [--fuzz N]
+    python -m tests.reliability.figures [--isolation N] [--fuzz N] [--ids N]
 
 Hypothesis draws the isolation and fuzz inputs derandomized, so the same code prints the same table.
 Lost invoices are what `check_accounting` finds unaccounted for; leaks are names of one practice found in
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from rich.console import Console
 from rich.table import Table
 
@@ -27,6 +28,7 @@ from tests.reliability.harness import settings as run_settings
 from tests.reliability.practice import write_source
 from tests.reliability.runs import run_matrix
 from tests.reliability.test_fuzz import corruption
+from tests.reliability.test_hostile_ids import HOSTILE, IDS, hostile_run
 from tests.reliability.test_isolation import shared_id_sources, slot_name_errors
 
 
@@ -123,6 +125,22 @@ def fuzz_tally(work: Path, examples: int) -> Tally:
     return tally
 
 
+def hostile_tally(work: Path, examples: int) -> Tally:
+    """The table of hostile practice ids as one source, then sources of random ids: a file outside its
+    practice's folder, or two practices in one folder, counts as a leak."""
+    tally = Tally("hostile practice ids")
+
+    def each(ids) -> None:
+        outcome, _, wrong = hostile_run(list(ids), work / f"ids-{tally.inputs}")
+        outcome.leaks += wrong
+        failures = [f for f in [outcome.crashed, outcome.stopped, outcome.accounting, *outcome.leaks] if f]
+        tally.add(outcome, _held(outcome), f"ids {list(ids)!r}", failures)
+
+    each(HOSTILE)
+    _drawn(st.lists(IDS, min_size=2, max_size=5, unique=True), examples, each)
+    return tally
+
+
 COLUMNS = (
     "inputs",
     "tried",
@@ -163,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--isolation", type=int, default=30, help="shared-id sources to draw (default 30)")
     parser.add_argument("--fuzz", type=int, default=60, help="corrupted sources to draw (default 60)")
+    parser.add_argument("--ids", type=int, default=20, help="sources of random practice ids (default 20)")
     args = parser.parse_args(argv)
     console = Console(width=max(Console().width, 150))
     started = time.monotonic()
@@ -172,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             matrix_tally(work / "matrix"),
             isolation_tally(work / "isolation", args.isolation),
             fuzz_tally(work / "fuzz", args.fuzz),
+            hostile_tally(work / "ids", args.ids),
         ]
     console.print(render(tallies))
     console.print(f"({time.monotonic() - started:.0f} s)", style="dim")

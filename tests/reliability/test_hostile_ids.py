@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flows.xero_files import practice_folders
-from tests.reliability.harness import run_source
+from tests.reliability.harness import Outcome, run_source
 from tests.reliability.matrix import ALL
 from tests.reliability.practice import add_practice, empty_source, write_source
 
@@ -39,23 +39,6 @@ HOSTILE = [
 ]
 
 
-def _files_and_folders(work: Path) -> tuple[list[Path], dict[str, str]]:
-    con = duckdb.connect(str(work / "wh" / "warehouse.duckdb"), read_only=True)
-    try:
-        batches = con.execute("select practice_id, path, csv_path from xero_batches").fetchall()
-    finally:
-        con.close()
-    folders: dict[str, str] = {}
-    for practice_id, path, csv_path in batches:
-        for file in (path, csv_path):
-            parts = Path(file).parts
-            assert len(parts) == 3 and parts[0] == "xero", file
-            assert folders.setdefault(practice_id, parts[1]) == parts[1], (practice_id, file)
-            assert (work / "out" / file).is_file(), file
-    written = [p for p in work.rglob("*") if p.is_file()]
-    return written, folders
-
-
 def _short_markers(source, pid: str, short: str) -> None:
     """Names carry the practice's «marker»; a long id's would break Xero's 100 characters (and hold the
     invoices), so its names carry a short marker of their own."""
@@ -71,7 +54,37 @@ def _short_markers(source, pid: str, short: str) -> None:
                 )
 
 
-def _run_practices(ids: list[str], work: Path) -> dict[str, str]:
+def misplaced_files(work: Path, ids: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Each practice's folder (from xero_batches) and everything wrong with where files went: a file
+    outside the output folder, a batch file not in its practice's folder, two practices in one folder."""
+    con = duckdb.connect(str(work / "wh" / "warehouse.duckdb"), read_only=True)
+    try:
+        batches = con.execute("select practice_id, path, csv_path from xero_batches").fetchall()
+    finally:
+        con.close()
+    wrong: list[str] = []
+    folders: dict[str, str] = {}
+    for practice_id, path, csv_path in batches:
+        for file in (path, csv_path):
+            parts = Path(file).parts
+            if len(parts) != 3 or parts[0] != "xero" or not (work / "out" / file).is_file():
+                wrong.append(f"{practice_id!r}: batch file {file!r} is not a file of xero/<folder>/")
+            elif folders.setdefault(practice_id, parts[1]) != parts[1]:
+                wrong.append(f"{practice_id!r}: files in two folders")
+    out, warehouse = (work / "out").resolve(), (work / "wh").resolve()
+    for path in (p for p in work.rglob("*") if p.is_file()):
+        resolved = path.resolve()
+        if not (resolved.is_relative_to(out) or resolved.parent == warehouse):
+            wrong.append(f"{path} is outside the output folder")
+    if set(folders) != set(ids):
+        wrong.append(f"practices without batches: {sorted(set(ids) - set(folders))!r}")
+    if len({f.lower() for f in folders.values()}) != len(folders):
+        wrong.append("two practices share a folder (case told apart or not)")
+    return folders, wrong
+
+
+def hostile_run(ids: list[str], work: Path) -> tuple[Outcome, dict[str, str], list[str]]:
+    """One source holding a practice (two ready invoices each) per id, run whole with batches."""
     source = empty_source()
     for k, pid in enumerate(ids):
         add_practice(source, pid)
@@ -79,17 +92,20 @@ def _run_practices(ids: list[str], work: Path) -> dict[str, str]:
             _short_markers(source, pid, f"long-{k}")
     folder = write_source(source, work / "source", parquet=ALL)
     outcome = run_source(folder, work / "run")
+    if outcome.crashed or outcome.stopped:
+        return outcome, {}, []
+    folders, wrong = misplaced_files(work / "run", ids)
+    for pid in ids:
+        if outcome.practice_states(pid) != {"i1": "ready", "i2": "ready"}:
+            wrong.append(f"{pid!r}: {outcome.practice_states(pid)}")
+    return outcome, folders, wrong
+
+
+def _run_practices(ids: list[str], work: Path) -> dict[str, str]:
+    outcome, folders, wrong = hostile_run(ids, work)
     assert outcome.crashed is None and outcome.stopped is None, outcome.crashed or outcome.stopped
     assert outcome.leaks == []
-    for pid in ids:
-        assert outcome.practice_states(pid) == {"i1": "ready", "i2": "ready"}, repr(pid)
-    written, folders = _files_and_folders(work / "run")
-    out = (work / "run" / "out").resolve()
-    for path in written:  # only the warehouse and its lock live outside the output folder
-        resolved = path.resolve()
-        assert resolved.is_relative_to(out) or resolved.parent == (work / "run" / "wh").resolve(), path
-    assert set(folders) == set(ids)
-    assert len({f.lower() for f in folders.values()}) == len(ids)  # one folder each, case or not
+    assert wrong == []
     return folders
 
 

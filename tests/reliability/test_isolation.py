@@ -5,6 +5,7 @@ gives that option id (or nothing, when its practice has no such option)."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
@@ -87,7 +88,8 @@ def practice_rows(draw, pid: str) -> Source:
                 practice_id=pid,
                 client_id=client,
                 name=f"Client {client} {m}",
-                xero_contact_id=draw(st.none() | st.just(f"contact-{client}")),
+                # a Xero ContactID (a GUID) of the client's own: the same id in every practice sharing it
+                xero_contact_id=draw(st.none() | st.just(str(uuid.uuid5(uuid.NAMESPACE_URL, client)))),
                 owner_team_member_id=draw(maybe(MEMBERS)),
                 tracking_option_id=draw(maybe(OPTIONS)),
                 consolidate_lines=draw(st.sampled_from([None, "false", "true"])),
