@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip wheel --quiet -c constraints.txt --wheel-dir $(WHEELHOUSE) ".[dev]"
-	rm -f $(WHEELHOUSE)/trackline-*.whl
+	rm -rf $(WHEELHOUSE)/trackline-*.whl build
 	$(BIN)/pip install --quiet --no-index --find-links $(WHEELHOUSE) -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 

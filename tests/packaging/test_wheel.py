@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -17,6 +18,23 @@ from tests.conftest import REPO, SAMPLE
 WHEELHOUSE = REPO / ".venv" / "wheelhouse"  # every dependency's wheel, kept by `make setup`
 
 
+def _checkout(tmp: Path) -> Path:
+    """The checkout's files (tracked, or new and not ignored), copied: a wheel built in the checkout itself
+    would pick up whatever an earlier build left in build/ (modules since moved or removed)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout
+    copy = tmp / "checkout"
+    for name in filter(None, listed.decode().split("\0")):
+        target = copy / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, target)
+    return copy
+
+
 def _run(*args: str | Path, **kwargs) -> subprocess.CompletedProcess:
     done = subprocess.run([str(a) for a in args], capture_output=True, text=True, **kwargs)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -25,9 +43,12 @@ def _run(*args: str | Path, **kwargs) -> subprocess.CompletedProcess:
 
 def test_the_wheel_carries_the_sql_and_xeros_schema(tmp_path):
     _run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-         "--wheel-dir", tmp_path, REPO)  # fmt: skip
-    (wheel,) = tmp_path.glob("trackline-*.whl")
+         "--wheel-dir", tmp_path / "dist", _checkout(tmp_path))  # fmt: skip
+    (wheel,) = (tmp_path / "dist").glob("trackline-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
+    modules = {n for n in names if n.endswith(".py") and not n.startswith("flows/sql/")}
+    tracked = {str(p.relative_to(REPO)) for d in ("flows", "transforms") for p in (REPO / d).rglob("*.py")}
+    assert modules == tracked  # every module, and no module that is not in the checkout
     migrations = {p.name for p in (REPO / "sql" / "migrations").iterdir() if p.suffix in (".sql", ".py")}
     reports = {p.name for p in (REPO / "sql" / "reports").glob("*.sql")}
     assert {f"flows/sql/migrations/{m}" for m in migrations} <= names
@@ -39,7 +60,7 @@ def test_an_installed_wheel_runs_a_backfill_outside_the_checkout(tmp_path, prefe
     dist, venv, elsewhere = tmp_path / "dist", tmp_path / "venv", tmp_path / "elsewhere"
     elsewhere.mkdir()
     _run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-         "--wheel-dir", dist, REPO)  # fmt: skip
+         "--wheel-dir", dist, _checkout(tmp_path))  # fmt: skip
     (wheel,) = dist.glob("trackline-*.whl")
     _run(sys.executable, "-m", "venv", "--without-pip", venv)
     python = venv / "bin" / "python"
