@@ -38,7 +38,7 @@ INVOICE = ["practice_id", "invoice_id"]
 
 
 def trackline_core(frames: dict[str, pl.DataFrame], files: dict[str, str], policy: str = "hold"):
-    """What a run's resolution steps (`flows.steps`) do between reading the raw tables and writing the warehouse: parse every
+    """What a run's resolution steps (`flows.run.steps`) do between reading the raw tables and writing the warehouse: parse every
     table, resolve every exportable invoice (scope: all), and validate the output tables with Pandera."""
     from transforms.parse_sources import parse_table
     from transforms.resolve_invoices import TABLES, resolve_invoices
@@ -60,7 +60,7 @@ def trackline_core(frames: dict[str, pl.DataFrame], files: dict[str, str], polic
 
 def _chunks(tables: dict[str, pl.LazyFrame], chunk_lines: int) -> pl.DataFrame:
     """(practice_id, invoice_id, chunk): exportable invoices in chunks of whole practice x month
-    partitions of about `chunk_lines` lines, as flows.steps.plan cuts them."""
+    partitions of about `chunk_lines` lines, as flows.run.steps.plan cuts them."""
     from transforms.resolve_invoices import exportable
 
     counts = tables["invoice_lines"].group_by(INVOICE).agg(pl.len().alias("n"))
@@ -113,7 +113,7 @@ def trackline_core_chunks(
     if not chunk_lines or total_lines <= chunk_lines:
         parts = [(None, tables)]
     else:
-        from flows.steps import split_chunks
+        from flows.run.steps import split_chunks
 
         chunks = _chunks(tables, chunk_lines)
         split = split_chunks(
@@ -171,7 +171,7 @@ def write_canonical(frame: pl.DataFrame, path: str | Path) -> None:
 
 def read_frames(folder: Path) -> tuple[dict[str, pl.DataFrame], dict[str, str]]:
     """The source as trackline reads it: text columns and `_row`, per table, and the file names."""
-    from flows.sources import read_source
+    from flows.sources.files import read_source
 
     return read_source(Path(folder))
 

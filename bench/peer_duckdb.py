@@ -62,7 +62,7 @@ def load_files(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
 
 
 def load_frames(con: duckdb.DuckDBPyConnection, frames: dict[str, pl.DataFrame]) -> None:
-    """raw_<table> from text frames that carry `_row` (as flows.sources.read_source gives them)."""
+    """raw_<table> from text frames that carry `_row` (as flows.sources.files.read_source gives them)."""
     for table in TABLES:
         arrow = frames[table].to_arrow()
         con.register("_frame", arrow)

@@ -83,7 +83,7 @@ def _warm_imports() -> None:
     import pandera.polars  # noqa: F401
     import polars  # noqa: F401
 
-    import flows.steps  # noqa: F401  (split_chunks, as the pipeline cuts chunks)
+    import flows.run.steps  # noqa: F401  (split_chunks, as the pipeline cuts chunks)
     import transforms.resolve_invoices  # noqa: F401
     import transforms.schemas  # noqa: F401
 
@@ -135,9 +135,9 @@ def work_pandas(args: argparse.Namespace) -> dict:
 
 
 def _instrument() -> dict[str, float]:
-    """Time each step of flows.pipeline (its table of plain steps) and the warehouse copy of atomic_run."""
-    import flows.pipeline as pipeline
-    import flows.publish as publish
+    """Time each step of flows.run.pipeline (its table of plain steps) and the warehouse copy of atomic_run."""
+    import flows.run.pipeline as pipeline
+    import flows.run.publish as publish
 
     stages: dict[str, float] = {}
 
@@ -160,9 +160,9 @@ def _instrument() -> dict[str, float]:
 
 
 def work_pipeline(args: argparse.Namespace) -> dict:
-    from flows.pipeline import run_pipeline
+    from flows.run.pipeline import run_pipeline
+    from flows.run.steps import Scope
     from flows.settings import Settings
-    from flows.steps import Scope
 
     _warm_imports()
     warehouse, out = Path(args.warehouse), Path(args.out)

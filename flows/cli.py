@@ -58,11 +58,11 @@ def _fail(message: str) -> None:
 def _run(fn, *args, **kwargs):
     """Run a flow (or a plain function): a run that stops ends in one line on stderr, never a traceback.
 
-    A flow ends Failed with that line as its state's message (flows.stops); the result of a Failed state
+    A flow ends Failed with that line as its state's message (flows.run.stops); the result of a Failed state
     raises the stop, which becomes the line here."""
     from prefect import Flow
 
-    from flows.stops import stop_sentence
+    from flows.run.stops import stop_sentence
 
     try:
         if isinstance(fn, Flow):
@@ -97,7 +97,7 @@ def print_summary(summary: dict) -> None:
 def nightly(source: SourceOpt = None, warehouse: WarehouseOpt = None, out_dir: OutOpt = None) -> None:
     """The scheduled flow: invoices changed since the last successful run, plus every held invoice."""
     _quiet_prefect()
-    from flows.pipeline import nightly_flow
+    from flows.run.pipeline import nightly_flow
 
     print_summary(_run(nightly_flow, _settings(source, warehouse, out_dir)))
 
@@ -129,7 +129,7 @@ def backfill(
     start, end = _date(date_from, "--from"), _date(date_to, "--to")
     if start and end and start > end:
         _fail(f"--from {start} is after --to {end}")
-    from flows.pipeline import backfill_flow
+    from flows.run.pipeline import backfill_flow
 
     summary = _run(
         backfill_flow,
@@ -145,7 +145,7 @@ def backfill(
 @app.command()
 def report(warehouse: WarehouseOpt = None, out_dir: OutOpt = None) -> None:
     """Write the tracking reports."""
-    from flows.reports import write_reports
+    from flows.reports.html import write_reports
 
     settings = _settings(None, warehouse, out_dir)
     if not settings.warehouse.exists():
@@ -162,7 +162,7 @@ def report(warehouse: WarehouseOpt = None, out_dir: OutOpt = None) -> None:
 def serve() -> None:
     """Register the nightly schedule with Prefect and serve it."""
     _quiet_prefect()
-    from flows.schedule import serve_nightly
+    from flows.deployments import serve_nightly
 
     serve_nightly(_settings(None, None, None))
 

@@ -44,8 +44,8 @@ def settings_for(tmp_path):
 @pytest.fixture
 def run_plain():
     """Run the pipeline's steps without Prefect (the flows themselves are tested in tests/flows)."""
-    from flows.pipeline import run_pipeline
-    from flows.steps import Scope
+    from flows.run.pipeline import run_pipeline
+    from flows.run.steps import Scope
 
     def run(settings, flow: str = "backfill", emit_batches: bool = True, **scope):
         return run_pipeline(settings, Scope(flow, **scope), emit_batches, as_tasks=False)

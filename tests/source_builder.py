@@ -1,6 +1,6 @@
 """Tiny contract-shaped sources for tests: one practice on Xero with two categories, built up row by row.
 
-`SourceBuilder().frames()` gives text frames as `flows.sources.read_source` would; `resolve()` runs the
+`SourceBuilder().frames()` gives text frames as `flows.sources.files.read_source` would; `resolve()` runs the
 resolution core on them; `write(folder)` writes CSV files for flow tests.
 """
 

@@ -3,7 +3,7 @@
 DuckDB keeps a primary key as an ART index, which a run loads whole before it inserts or deletes a row:
 at ten million lines that cost a nightly of ten thousand invoices most of its time (deleting their old
 rows took 6.4 s with the key, 0.5 s without) and made the index larger than the data. Uniqueness stays
-checked: every run's accounting check (flows/accounting.py) fails the run, publishing nothing, when an
+checked: every run's accounting check (flows/run/accounting.py) fails the run, publishing nothing, when an
 invoice has more than one state or a line more than one row.
 
 DuckDB cannot drop a constraint, so each table is rebuilt with the same columns, types, NOT NULLs (the key's

@@ -14,7 +14,7 @@ import polars as pl
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.xero_files import CSV_HEADER, xero_validator
+from flows.xero.files import CSV_HEADER, xero_validator
 from tests.conftest import SAMPLE
 
 runner = CliRunner()

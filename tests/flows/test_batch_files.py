@@ -10,8 +10,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from flows.publish import PathOutsideOutput, inside
-from flows.xero_files import XeroBodyInvalid, check_body
+from flows.run.publish import PathOutsideOutput, inside
+from flows.xero.files import XeroBodyInvalid, check_body
 from tests.source_builder import SourceBuilder
 
 

@@ -163,7 +163,7 @@ def test_nightly_picks_up_an_invoice_it_never_saw_even_with_an_old_updated_at(wo
 
 
 def test_a_run_whose_accounting_check_fails_publishes_nothing(world, monkeypatch):
-    from flows import accounting, steps
+    from flows.run import accounting, steps
 
     builder, settings, run = world
     run()
@@ -183,7 +183,7 @@ def test_a_run_whose_accounting_check_fails_publishes_nothing(world, monkeypatch
 
 
 def test_a_nightly_leaves_the_tracking_as_a_backfill_of_the_same_source_would(world, tmp_path, run_plain):
-    """A nightly reads only what changed, is held or is new (flows.steps._nightly_source); what it leaves
+    """A nightly reads only what changed, is held or is new (flows.run.steps._nightly_source); what it leaves
     must be what recomputing everything from the same source gives."""
     builder, settings, run = world
     run()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from flows.schedule import nightly_deployment
+from flows.deployments import nightly_deployment
 from flows.settings import Settings
 from tests.conftest import REPO
 
@@ -30,16 +30,16 @@ def test_prefect_yaml_declares_the_same_deployment():
     (nightly,) = declared["deployments"]
     (schedule,) = nightly["schedules"]
     served = nightly_deployment(Settings())
-    assert nightly["entrypoint"] == "flows/pipeline.py:nightly_flow"
+    assert nightly["entrypoint"] == "flows/run/pipeline.py:nightly_flow"
     assert nightly["name"] == served.name
     assert (schedule["cron"], schedule["timezone"]) == ("0 2 * * *", "Europe/London")
     assert nightly["parameters"]["lock_retries"] == served.parameters["lock_retries"]
 
 
 def test_locked_warehouse_is_retried_but_bad_data_is_not(tmp_path, monkeypatch):
-    from flows import pipeline
-    from flows.publish import WarehouseLocked
-    from flows.sources import SourceError
+    from flows.run import pipeline
+    from flows.run.publish import WarehouseLocked
+    from flows.sources.files import SourceError
 
     calls = []
 

@@ -17,9 +17,9 @@ GOLDEN = Path(__file__).parent / "northgate"
 
 @pytest.fixture(scope="module")
 def northgate_out(tmp_path_factory):
-    from flows.pipeline import run_pipeline
+    from flows.run.pipeline import run_pipeline
+    from flows.run.steps import Scope
     from flows.settings import Settings
-    from flows.steps import Scope
 
     root = tmp_path_factory.mktemp("golden")
     settings = Settings(source=SAMPLE, warehouse=root / "w.duckdb", out=root / "out")

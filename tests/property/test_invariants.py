@@ -154,9 +154,9 @@ def test_ready_invoices_send_their_source_amounts_to_the_cent(b):
 )
 @given(b=sources())
 def test_running_twice_changes_nothing_and_files_stay_in_their_practice(b, tmp_path_factory):
-    from flows.pipeline import run_pipeline
+    from flows.run.pipeline import run_pipeline
+    from flows.run.steps import Scope
     from flows.settings import Settings
-    from flows.steps import Scope
 
     home = tmp_path_factory.mktemp("twice")
     settings_ = Settings(source=b.write(home / "src"), warehouse=home / "w.duckdb", out=home / "out")

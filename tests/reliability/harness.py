@@ -18,11 +18,11 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from flows.accounting import AccountingCheckFailed, check_accounting, unaccounted
-from flows.pipeline import run_pipeline
+from flows.run.accounting import AccountingCheckFailed, check_accounting, unaccounted
+from flows.run.pipeline import run_pipeline
+from flows.run.steps import Scope
 from flows.settings import Settings
-from flows.sources import SourceError, read_source
-from flows.steps import Scope
+from flows.sources.files import SourceError, read_source
 
 MARKER = re.compile(r"«([^«»]{1,40})»")
 # Output tables whose rows belong to one practice (raw_* are the source itself, shared by design).

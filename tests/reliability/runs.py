@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from flows.sources import SourceError, read_source
+from flows.sources.files import SourceError, read_source
 from tests.reliability.harness import Outcome, run_source
 from tests.reliability.matrix import (
     ALONE_CASES,

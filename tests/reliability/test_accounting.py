@@ -9,7 +9,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from flows.accounting import AccountingCheckFailed, check_accounting
+from flows.run.accounting import AccountingCheckFailed, check_accounting
 from tests.reliability.harness import run_source, settings, show_source
 from tests.reliability.practice import add_practice, empty_source, find_row, row, write_source
 

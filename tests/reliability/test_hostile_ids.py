@@ -10,7 +10,7 @@ import duckdb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flows.xero_files import practice_folders
+from flows.xero.files import practice_folders
 from tests.reliability.harness import Outcome, run_source
 from tests.reliability.matrix import ALL
 from tests.reliability.practice import add_practice, empty_source, write_source

@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 import typer
 
-from flows.sources import SourceError, read_table
+from flows.sources.files import SourceError, read_table
 from tests.reliability import matrix
 from tests.reliability.harness import run_source, settings
 from tests.reliability.matrix import ALONE_CASES, FILE_CASES, STOP_CASES, VALUE_CASES
@@ -83,8 +83,8 @@ STOPS_END_TO_END = [
 @pytest.mark.parametrize("case_id", STOPS_END_TO_END)
 def test_a_stopped_run_changes_nothing_and_the_cli_says_one_line(case_id, tmp_path, capsys):
     from flows.cli import _run
-    from flows.pipeline import run_pipeline
-    from flows.steps import Scope
+    from flows.run.pipeline import run_pipeline
+    from flows.run.steps import Scope
 
     good = write_source(add_practice(empty_source(), "s1"), tmp_path / "good")
     first = run_source(good, tmp_path / "work")

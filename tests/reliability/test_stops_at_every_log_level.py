@@ -104,7 +104,7 @@ def test_every_stop_says_its_one_line_and_no_traceback_at_every_log_level(printe
 def test_a_stopped_flow_run_ends_failed_in_prefect_with_the_same_line(prefect_api, tmp_path):
     from prefect.client.orchestration import get_client
 
-    from flows.pipeline import backfill_flow
+    from flows.run.pipeline import backfill_flow
     from flows.settings import Settings
 
     state = backfill_flow(

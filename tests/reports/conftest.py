@@ -17,9 +17,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 
 def run_into(folder: Path, source_folder: Path, **settings) -> Path:
     """Run a full backfill (with batches) of `source_folder` into folder/; returns the warehouse path."""
-    from flows.pipeline import run_pipeline
+    from flows.run.pipeline import run_pipeline
+    from flows.run.steps import Scope
     from flows.settings import Settings
-    from flows.steps import Scope
 
     config = Settings(
         source=source_folder, warehouse=folder / "warehouse.duckdb", out=folder / "out", **settings
@@ -30,7 +30,7 @@ def run_into(folder: Path, source_folder: Path, **settings) -> Path:
 
 def add_views(warehouse: Path) -> None:
     """What every run does once the lead wires it (flows.reports.create_views on the run's copy)."""
-    from flows.reports import create_views
+    from flows.reports.views import create_views
 
     con = duckdb.connect(str(warehouse))
     try:
@@ -51,7 +51,7 @@ def warehouse(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def report(warehouse, tmp_path_factory) -> tuple[list[Path], Path]:
     """`write_reports` run once: (paths it returned, the output folder)."""
-    from flows.reports import write_reports
+    from flows.reports.html import write_reports
 
     out = tmp_path_factory.mktemp("report-out")
     return write_reports(warehouse, out), out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flows.reports import HTML_NAME
+from flows.reports.html import HTML_NAME
 from tests.reports.browser import distinct_colours, load_page
 
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 import duckdb
 import pytest
 
-from flows.reports import create_views, view_names
+from flows.reports.views import create_views, view_names
 from tests.reports.conftest import add_views, run_into
 from tests.source_builder import SourceBuilder
 

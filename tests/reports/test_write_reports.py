@@ -13,8 +13,9 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from flows.publish import WarehouseLocked
-from flows.reports import HTML_NAME, view_names, write_reports
+from flows.reports.html import HTML_NAME, write_reports
+from flows.reports.views import view_names
+from flows.run.publish import WarehouseLocked
 from tests.reports.conftest import run_into
 from tests.reports.report_source import TRICKY_PARTNER
 from tests.source_builder import SourceBuilder

@@ -1,4 +1,4 @@
-"""The batch files as flows.xero_files lays them out: every line's text in one buffer, each file written
+"""The batch files as flows.xero.files lays them out: every line's text in one buffer, each file written
 from slices of it. Checked against a plain Python rendering of the same rules, and the cut by bytes
 (rare: only huge invoices reach it) against the greedy cut it must equal."""
 
@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from flows import xero_files as xf
+from flows.xero import files as xf
 
 SHORT = {8: "\\b", 9: "\\t", 10: "\\n", 12: "\\f", 13: "\\r"}
 

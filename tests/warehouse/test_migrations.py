@@ -8,7 +8,7 @@ import shutil
 import duckdb
 import pytest
 
-from flows.warehouse import SQL, apply_migrations
+from flows.warehouse.migrations import SQL, apply_migrations
 
 HISTORY_TABLES = ("invoice_tracking", "line_tracking", "xero_invoices", "xero_line_items", "export_ledger")
 

@@ -1,7 +1,4 @@
-"""Analyst reports: the views of sql/reports/ and `trackline report` (CSV, Parquet and one HTML page).
-
-`create_views(con)` creates (or replaces) every view of sql/reports/ on a writable connection: a run calls
-it on its private copy, so the published warehouse carries them and analysts can query them directly.
+"""`trackline report`: every view of sql/reports/ (flows.reports.views) as CSV and Parquet, and one HTML page.
 
 `write_reports(warehouse, out)` never writes to the warehouse and never needs the views to be there (an old
 warehouse, or one published before a view changed, still gets today's report). How it reads:
@@ -14,7 +11,7 @@ warehouse, or one published before a view changed, still gets today's report). H
   their COMMENTs (used as the report's glossary) stay in memory too.
 
 So the report is always built from the SQL in this repository against whatever the file holds, and the
-file is opened once: a run that publishes a new warehouse meanwhile (an atomic rename, see flows.publish)
+file is opened once: a run that publishes a new warehouse meanwhile (an atomic rename, see flows.run.publish)
 does not change what this report reads. Money stays DECIMAL in the CSV and Parquet files (written by
 DuckDB's COPY straight from the views); charts convert to float only to draw.
 """
@@ -26,19 +23,15 @@ import io
 import os
 import re
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import duckdb
 
-from flows.publish import WarehouseLocked
-from flows.warehouse import SQL
+from flows.reports.views import reading, view_names
 
-REPORTS = SQL / "reports"
 HTML_NAME = "tracking_report.html"
 NO_OPTION = "(none)"
 # Palette for options (matplotlib's tab10 then tab20's lighter half); empty slots are grey.
@@ -51,52 +44,6 @@ OTHER_COLOUR = "#7f7f7f"
 OTHER = object()  # the key of the "N other options" series (never equal to an option name)
 MAX_SERIES = 12  # options drawn one by one in the monthly chart, "other options" included
 SOURCE_COLOURS = {"service": "#1f77b4", "owner": "#ff7f0e", "none": EMPTY_COLOUR}
-
-
-def view_files() -> list[Traversable]:
-    """sql/reports/<view>.sql, in name order (each view reads base tables only, so order does not matter)."""
-    return sorted((p for p in REPORTS.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
-
-
-def view_names() -> list[str]:
-    return [path.name.removesuffix(".sql") for path in view_files()]
-
-
-def create_views(con: duckdb.DuckDBPyConnection) -> None:
-    """Create or replace every analyst view (and its comments) on a writable connection.
-
-    Call it after the run has loaded the source: the views read raw_service_templates for names and
-    invoice_tracking.source_currency for held invoices' currencies.
-    """
-    for path in view_files():
-        con.execute(path.read_text())
-
-
-@contextmanager
-def reading(warehouse: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory connection that sees the warehouse read-only, with the report views in memory."""
-    con = duckdb.connect(":memory:")
-    try:
-        con.execute("set TimeZone = 'UTC'")
-        literal = str(warehouse).replace("'", "''")
-        try:
-            con.execute(f"attach '{literal}' as warehouse (read_only)")
-        except duckdb.IOException as problem:
-            if "lock" in str(problem).lower():
-                raise WarehouseLocked(
-                    f"{warehouse}: another process has it open for writing; close it and try again"
-                ) from None
-            raise
-        tables = con.execute(
-            "select table_name from duckdb_tables() "
-            "where database_name = 'warehouse' and schema_name = 'main'"
-        ).fetchall()
-        for (table,) in tables:
-            con.execute(f'create view main."{table}" as select * from warehouse.main."{table}"')
-        create_views(con)
-        yield con
-    finally:
-        con.close()
 
 
 def write_reports(warehouse: Path, out: Path) -> list[Path]:

@@ -14,7 +14,7 @@ def nightly_schedule(settings: Settings) -> Cron:
 
 
 def nightly_deployment(settings: Settings):
-    from flows.pipeline import nightly_flow
+    from flows.run.pipeline import nightly_flow
 
     return nightly_flow.to_deployment(
         name=DEPLOYMENT,

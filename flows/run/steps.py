@@ -1,7 +1,7 @@
-"""The steps of a run, as plain functions of a Run (tests call these; flows.pipeline wraps them as tasks).
+"""The steps of a run, as plain functions of a Run (tests call these; flows.run.pipeline wraps them as tasks).
 
 source files -> frames in memory (run.frames: raw, typed, chunks) -> resolution (transforms) -> warehouse
-tables -> Xero batch files (flows.batches). Only the reference tables are kept as raw_* in the warehouse.
+tables -> Xero batch files (flows.xero.batches). Only the reference tables are kept as raw_* in the warehouse.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import polars as pl
 
-from flows import warehouse as wh
-from flows.accounting import check_accounting
-from flows.publish import Run
-from flows.reports import create_views
-from flows.sources import read_source
+from flows.reports.views import create_views
+from flows.run.accounting import check_accounting
+from flows.run.publish import Run
+from flows.sources.files import read_source
+from flows.warehouse import writes as wh
 from transforms import hold_reasons as holds
 from transforms.input_models import INPUT_MODELS
 from transforms.parse_sources import ROW, TABLES, parse_table
@@ -410,7 +410,7 @@ def _replace_results(run: Run, result: Resolution, keys: pl.DataFrame) -> None:
 
 
 def check_run(run: Run, scope: Scope) -> None:
-    """Every invoice accounted for (flows/accounting.py), judged on what the run is about to publish:
+    """Every invoice accounted for (flows/run/accounting.py), judged on what the run is about to publish:
     a nightly or a whole backfill answers for the whole source, a partial backfill for its own scope."""
     whole = scope.flow == "nightly" or scope.everything
     keys = None if whole else wh.query(run.con, "select practice_id, invoice_id from _partition")

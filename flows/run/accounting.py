@@ -10,7 +10,7 @@ reach Xero without it.
 
 Scope: `run_scope_keys` is the set of (practice_id, invoice_id) the run promised to account for; None
 means the whole source. The source tables (`raw_*`, the run's source registered on its connection) hold
-the source as the run saw it (a nightly sees only what it can need: flows.steps._nightly_source), but a
+the source as the run saw it (a nightly sees only what it can need: flows.run.steps._nightly_source), but a
 backfill over a date range or a practice only recomputes its own invoices, so an invoice outside that range
 may rightly be absent (never computed yet) or reflect the source of the run that last computed it; it is
 not judged against this source. Nightly runs and backfills without a range pass None: then every
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
-from flows.warehouse import arrow
+from flows.warehouse.writes import arrow
 
 SHOWN = 3  # offending keys named in the message
 

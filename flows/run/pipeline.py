@@ -1,4 +1,4 @@
-"""Prefect flows: `nightly` and `backfill`, made of coarse tasks around flows.steps.
+"""Prefect flows: `nightly` and `backfill`, made of coarse tasks around flows.run.steps.
 
 Tasks pass the Run (paths and the run's own DuckDB connection) and table names, never big frames, and
 cache nothing. A backfill resolves its invoices chunk by chunk (whole practice x month partitions), one
@@ -18,13 +18,14 @@ from prefect.states import Completed, Failed, State
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from flows import batches, faults, steps
-from flows.publish import Run, WarehouseLocked, atomic_run
+from flows.run import faults, steps
+from flows.run.publish import Run, WarehouseLocked, atomic_run
+from flows.run.stops import Stopped, stop_sentence
 from flows.settings import Settings
-from flows.stops import Stopped, stop_sentence
+from flows.xero import batches
 
 TASK = {"cache_policy": NONE, "persist_result": False}
-STOPPED = "Stopped"  # the state of a task that stopped the run (flows.stops)
+STOPPED = "Stopped"  # the state of a task that stopped the run (flows.run.stops)
 
 
 def _record_now(run: Run, summary: steps.RunSummary, source: Path) -> steps.RunSummary:
@@ -32,7 +33,7 @@ def _record_now(run: Run, summary: steps.RunSummary, source: Path) -> steps.RunS
 
 
 def _as_task(fn, name: str, **options):
-    """A step as a Prefect task. A stop (flows.stops) is not raised out of the task, which Prefect would
+    """A step as a Prefect task. A stop (flows.run.stops) is not raised out of the task, which Prefect would
     log as an error with a traceback at any log level but the quietest: the task ends in a state named
     Stopped carrying the one line, and `_calling` raises it again in the flow, which ends Failed with it."""
 

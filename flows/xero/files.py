@@ -30,10 +30,10 @@ import orjson
 import polars as pl
 import pyarrow as pa
 
-from flows.publish import inside
+from flows.run.publish import inside
 
 # Xero's own schema of a POST /Invoices body (../shared/xero/invoices.schema.json), package data of flows.
-SCHEMA_PATH = resources.files("flows") / "xero" / "invoices.schema.json"
+SCHEMA_PATH = resources.files("flows.xero") / "invoices.schema.json"
 CSV_HEADER = (
     "*ContactName,EmailAddress,POAddressLine1,POAddressLine2,POAddressLine3,POAddressLine4,POCity,PORegion,"
     "POPostalCode,POCountry,*InvoiceNumber,Reference,*InvoiceDate,*DueDate,Total,InventoryItemCode,*Description,"

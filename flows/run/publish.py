@@ -26,8 +26,8 @@ from typing import Any
 
 import duckdb
 
-from flows import faults
-from flows.warehouse import apply_migrations
+from flows.run import faults
+from flows.warehouse.migrations import apply_migrations
 
 STAGING = ".staging"
 

@@ -4,7 +4,7 @@ Practices: `northgate`, the small worked example behind the golden files; `harbo
 practices that reuse each other's ids (never names) and carry the deliberate problems listed in
 data/sample/README.md; `ledgerline` (QuickBooks) and `sagebrook` (Sage). Values are strings (None = empty).
 Each practice draws from its own `random.Random(f"{seed}:{practice_id}")`: the files are byte-identical
-from run to run. Run as `python -m flows.sample_data data/sample`.
+from run to run. Run as `python -m flows.sources.sample data/sample`.
 """
 
 from __future__ import annotations

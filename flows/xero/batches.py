@@ -1,5 +1,5 @@
 """The batch-writing step of a run: every ready invoice whose content was never sent, rendered by
-flows.xero_files into Xero JSON bodies and CSV files under the run's staging folder, and recorded in
+flows.xero.files into Xero JSON bodies and CSV files under the run's staging folder, and recorded in
 xero_batches, export_ledger and the batch_id of xero_invoices and xero_line_items.
 
 Three threads share the work. The warehouse's owns the run's connection for the step: it streams each
@@ -19,9 +19,9 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from flows import warehouse as wh
-from flows.publish import Run
-from flows.xero_files import (
+from flows.run.publish import Run
+from flows.warehouse import writes as wh
+from flows.xero.files import (
     Written,
     assign_batches,
     cut_batches,
@@ -34,7 +34,7 @@ from flows.xero_files import (
 from transforms.xero_payload import SENT_LINE_FIELDS
 
 INVOICE = ["practice_id", "invoice_id"]
-# What an invoice's JSON and CSV are made of (flows.xero_files), and line_count to group practices by.
+# What an invoice's JSON and CSV are made of (flows.xero.files), and line_count to group practices by.
 HEAD_FIELDS = [
     "practice_id",
     "invoice_id",
@@ -49,7 +49,7 @@ HEAD_FIELDS = [
     "line_amount_types",
     "line_count",
 ]
-# What a line's JSON and CSV are made of (flows.xero_files), line_no first to order the lines by.
+# What a line's JSON and CSV are made of (flows.xero.files), line_no first to order the lines by.
 LINE_FIELDS = SENT_LINE_FIELDS
 # Lines rendered at a time: the files of a span are written while the next span is rendered.
 SPAN_LINES = 150_000

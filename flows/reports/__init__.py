@@ -1,0 +1,1 @@
+"""The analyst views of sql/reports/ and `trackline report`."""

@@ -1,0 +1,1 @@
+"""The DuckDB warehouse: its migrations, and the writes of a run's results."""
