@@ -19,11 +19,10 @@ from pathlib import Path
 
 import polars as pl
 
+from flows.sources.protocol import SourceError
 from transforms.parse_sources import ROW, TABLES
 
-
-class SourceError(Exception):
-    """The source cannot be used at all; the run stops before changing anything."""
+__all__ = ["SourceError", "read_source", "read_table", "table_file"]
 
 
 def _one_line(text: object, limit: int = 120) -> str:
