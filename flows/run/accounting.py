@@ -40,10 +40,10 @@ SHOWN = 3  # offending keys named in the message
 _SOURCE: dict[str, str] = {
     "raw_inv": """
         select practice_id, invoice_id,
-               lower(trim(status)) in ('draft', 'approved', 'void') as status_parses,
-               lower(trim(status)) = 'approved' as approved
+               lower(_acc_strip(status)) in ('draft', 'approved', 'void') as status_parses,
+               lower(_acc_strip(status)) = 'approved' as approved
         from raw_invoices
-        where trim(practice_id) <> '' and trim(invoice_id) <> ''
+        where _acc_strip(practice_id) <> '' and _acc_strip(invoice_id) <> ''
     """,
     "invoice_keys": "select distinct practice_id, invoice_id from raw_inv",
     "in_scope": """
@@ -54,9 +54,9 @@ _SOURCE: dict[str, str] = {
     """,
     "raw_lines": """
         select practice_id, invoice_id, line_id,
-               trim(practice_id) <> '' as has_practice,
-               trim(invoice_id) <> '' as has_invoice,
-               trim(line_id) <> '' as has_line
+               _acc_strip(practice_id) <> '' as has_practice,
+               _acc_strip(invoice_id) <> '' as has_invoice,
+               _acc_strip(line_id) <> '' as has_line
         from raw_invoice_lines
     """,
     # Each invoice's lines on both sides in a few numbers (rows, a sum of their ids' hashes, states): only
@@ -209,6 +209,12 @@ def unaccounted(
     if run_scope_keys is not None:
         con.register("_accounting_scope", arrow(run_scope_keys.select("practice_id", "invoice_id")))
         scope_filter = "semi join _accounting_scope k using (practice_id, invoice_id)"
+    # Text stripped of whitespace as transforms.parse_sources strips it (Unicode White_Space, as Rust's
+    # trim: SQL's trim() takes spaces only, so a practice_id of a line break would be an id here).
+    con.execute(
+        r"""create or replace temp macro _acc_strip(x) as
+            regexp_replace(x, '^[\s\x{0B}\x{85}\p{Z}]+|[\s\x{0B}\x{85}\p{Z}]+$', '', 'g')"""
+    )
     try:
         # The source's invoices and lines, read once into temp tables the checks share.
         for name, sql in _SOURCE.items():
