@@ -350,6 +350,9 @@ def _invalid_values(table: str, both: pl.DataFrame, file_name: str) -> pl.LazyFr
     spec, keys, row_checks = TABLES[table], KEYS[table], ROW_CHECKS.get(table, {})
     flags = [_is_bad(name, col) for name, col in spec.items()]
     flags += [check.broken().fill_null(False) for check in row_checks.values()]
+    # (Collected without common-subexpression elimination: polars 1.44 evaluated a part the sentences
+    # share on a frame of another length and panicked, "bitmap_ops.rs: left == right", on some sources.
+    # These are the few rows with a bad value, so the sentences cost next to nothing either way.)
     checked = (
         both.lazy()
         .filter(pl.any_horizontal(flags))
@@ -362,6 +365,8 @@ def _invalid_values(table: str, both: pl.DataFrame, file_name: str) -> pl.LazyFr
                 for name, check in row_checks.items()
             ),
         )
+        .collect(optimizations=pl.QueryOptFlags(comm_subexpr_elim=False))
+        .lazy()
     )
     bad = pl.concat(
         [
@@ -566,7 +571,7 @@ def _kept(frame: pl.DataFrame, keep: pl.Series) -> pl.DataFrame:
     if keep.all():
         return frame
     dropped = (~keep).arg_true().to_list()
-    if len(dropped) > 64:
+    if len(dropped) > 64 or len(dropped) == frame.height:
         return frame.filter(keep)
     starts, ends = [0, *(d + 1 for d in dropped)], [*dropped, frame.height]
     return pl.concat(
