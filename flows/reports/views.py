@@ -16,6 +16,7 @@ import duckdb
 
 from flows.run.publish import WarehouseLocked
 from flows.warehouse.migrations import SQL
+from flows.warehouse.store import STORED
 
 REPORTS = SQL / "reports"
 
@@ -54,9 +55,13 @@ def reading(warehouse: Path) -> Iterator[duckdb.DuckDBPyConnection]:
                     f"{warehouse}: another process has it open for writing; close it and try again"
                 ) from None
             raise
+        # its tables, and the views of the tables kept as Parquet parts (flows.warehouse.store)
         tables = con.execute(
             "select table_name from duckdb_tables() "
-            "where database_name = 'warehouse' and schema_name = 'main'"
+            "where database_name = 'warehouse' and schema_name = 'main' "
+            "union all select view_name from duckdb_views() "
+            "where database_name = 'warehouse' and schema_name = 'main' and view_name in (select unnest(?))",
+            [[*STORED, "sent_batches"]],
         ).fetchall()
         for (table,) in tables:
             con.execute(f'create view main."{table}" as select * from warehouse.main."{table}"')

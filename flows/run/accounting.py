@@ -65,6 +65,7 @@ _SOURCE: dict[str, str] = {
     "source_sums": """
         select practice_id, invoice_id, count(*) as lines, sum(hash(line_id)) as ids
         from raw_lines
+        {line_filter}
         where has_line is true and has_practice and has_invoice
         group by all
     """,
@@ -97,12 +98,13 @@ _SOURCE: dict[str, str] = {
                bool_or(t.practice_id is not null and l.invoice_state is distinct from t.invoice_state)
                    as disagrees,
                bool_or(t.practice_id is null) as no_invoice
-        from line_tracking l left join invoice_tracking t using (practice_id, invoice_id)
+        from (select * from line_tracking {line_filter}) l
+        left join invoice_tracking t using (practice_id, invoice_id)
         group by all
     """,
     "suspect": """
         select practice_id, invoice_id
-        from in_scope
+        from (select * from in_scope {line_filter})
         left join source_sums s using (practice_id, invoice_id)
         left join tracked_sums t using (practice_id, invoice_id)
         where s.lines is distinct from t.lines or s.ids is distinct from t.ids or t.disagrees
@@ -198,17 +200,26 @@ class Unaccounted:
 
 
 def unaccounted(
-    con: duckdb.DuckDBPyConnection, run_scope_keys: pl.DataFrame | None = None, shown: int = SHOWN
+    con: duckdb.DuckDBPyConnection,
+    run_scope_keys: pl.DataFrame | None = None,
+    shown: int = SHOWN,
+    line_scope_keys: pl.DataFrame | None = None,
 ) -> list[Unaccounted]:
-    """Every check of the module docstring that fails in the warehouse of `con`; empty when all pass."""
+    """Every check of the module docstring that fails in the warehouse of `con`; empty when all pass.
+
+    `line_scope_keys`: the invoices whose lines are judged line by line (the run's own, whose source lines
+    it read); None for every invoice in scope."""
     needed = ("raw_invoices", "raw_invoice_lines", "invoice_tracking", "line_tracking", "exceptions")
     missing = [name for name in needed if not _readable(con, name)]
     if missing:
         return [Unaccounted(f"the warehouse has no {', '.join(sorted(missing))}", 0, [])]
-    scope_filter = ""
+    scope_filter = line_filter = ""
     if run_scope_keys is not None:
         con.register("_accounting_scope", arrow(run_scope_keys.select("practice_id", "invoice_id")))
         scope_filter = "semi join _accounting_scope k using (practice_id, invoice_id)"
+    if line_scope_keys is not None:
+        con.register("_accounting_lines", arrow(line_scope_keys.select("practice_id", "invoice_id")))
+        line_filter = "semi join _accounting_lines using (practice_id, invoice_id)"
     # Text stripped of whitespace as transforms.parse_sources strips it (Unicode White_Space, as Rust's
     # trim: SQL's trim() takes spaces only, so a practice_id of a line break would be an id here).
     con.execute(
@@ -218,7 +229,7 @@ def unaccounted(
     try:
         # The source's invoices and lines, read once into temp tables the checks share.
         for name, sql in _SOURCE.items():
-            source_sql = _shared(sql.format(scope_filter=scope_filter))
+            source_sql = _shared(sql.format(scope_filter=scope_filter, line_filter=line_filter))
             con.execute(f"create or replace temp table _acc_{name} as {source_sql}")
         failures = []
         for what, sql in _CHECKS.items():
@@ -235,6 +246,8 @@ def unaccounted(
             con.execute(f"drop table if exists _acc_{name}")
         if run_scope_keys is not None:
             con.unregister("_accounting_scope")
+        if line_scope_keys is not None:
+            con.unregister("_accounting_lines")
 
 
 def _readable(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -246,12 +259,17 @@ def _readable(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return True
 
 
-def check_accounting(con: duckdb.DuckDBPyConnection, run_scope_keys: pl.DataFrame | None = None) -> None:
+def check_accounting(
+    con: duckdb.DuckDBPyConnection,
+    run_scope_keys: pl.DataFrame | None = None,
+    line_scope_keys: pl.DataFrame | None = None,
+) -> None:
     """Raise AccountingCheckFailed (one line) unless every exportable invoice in scope is accounted for.
 
     `run_scope_keys`: the (practice_id, invoice_id) pairs the run recomputed; None for the whole source.
+    `line_scope_keys`: the invoices judged line by line; None for all in scope.
     """
-    failures = unaccounted(con, run_scope_keys)
+    failures = unaccounted(con, run_scope_keys, line_scope_keys=line_scope_keys)
     if failures:
         raise AccountingCheckFailed(
             "accounting check failed: "

@@ -1,8 +1,8 @@
-"""Prefect flows: `nightly` and `backfill`, made of coarse tasks around flows.run.steps.
+"""Prefect flows: `nightly` and `backfill`, made of coarse tasks, each one step of flows.run.steps.
 
-Tasks pass the Run (paths and the run's own DuckDB connection) and table names, never big frames, and
-cache nothing. A backfill resolves its invoices chunk by chunk (whole practice x month partitions), one
-task each, with a progress bar on a terminal.
+Steps take and return the run's typed state (flows.run.state): paths, names and counts, never frames of
+the history, and tasks cache nothing. A backfill resolves its invoices chunk by chunk (whole practice x
+month partitions), one task each, with a progress bar on a terminal.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import time
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 from prefect import flow, task
 from prefect.cache_policies import NONE
@@ -19,98 +18,97 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from flows.run import faults, steps
-from flows.run.publish import Run, WarehouseLocked, atomic_run
+from flows.run.publish import WarehouseLocked, atomic_run
+from flows.run.state import RunSummary, Scope
 from flows.run.stops import Stopped, stop_sentence
 from flows.settings import Settings
+from flows.sources import source_for
 from flows.xero import batches
 
 TASK = {"cache_policy": NONE, "persist_result": False}
 STOPPED = "Stopped"  # the state of a task that stopped the run (flows.run.stops)
 
 
-def _record_now(run: Run, summary: steps.RunSummary, source: Path) -> steps.RunSummary:
-    return steps.record_run(run, summary, source, datetime.now(UTC))
+class Step:
+    """A step of a run, callable as a plain function or as a Prefect task of the same name.
 
+    A stop (flows.run.stops) is not raised out of the task, which Prefect would log as an error with a
+    traceback at any log level but the quietest: the task ends in a state named Stopped carrying the one
+    line, and the call raises it again in the flow, which ends Failed with it."""
 
-def _as_task(fn, name: str, **options):
-    """A step as a Prefect task. A stop (flows.run.stops) is not raised out of the task, which Prefect would
-    log as an error with a traceback at any log level but the quietest: the task ends in a state named
-    Stopped carrying the one line, and `_calling` raises it again in the flow, which ends Failed with it."""
+    def __init__(self, fn, name: str, **options) -> None:
+        self.fn, self.name = fn, name
 
-    @functools.wraps(fn)
-    def step(*args, **kwargs):
+        @functools.wraps(fn)
+        def stopping(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as problem:
+                sentence = stop_sentence(problem)
+                if sentence is None:
+                    raise
+                return Completed(name=STOPPED, message=sentence, data=Stopped(sentence))
+
+        self.task = task(stopping, name=name, **TASK, **options)
+
+    def __call__(self, as_task: bool, stages: dict[str, float], *args, **kwargs):
+        started = time.perf_counter()
         try:
-            return fn(*args, **kwargs)
-        except Exception as problem:
-            sentence = stop_sentence(problem)
-            if sentence is None:
-                raise
-            return Completed(name=STOPPED, message=sentence, data=Stopped(sentence))
-
-    return task(step, name=name, **TASK, **options)
-
-
-PLAIN = {
-    "load": steps.load_sources,
-    "parse": steps.parse_sources,
-    "plan": steps.plan,
-    "chunk": steps.resolve_chunk,
-    "finish": steps.finish_resolution,
-    "batches": batches.write_batches,
-    "check": steps.check_run,
-    "record": _record_now,
-}
-TASKS = {
-    "load": _as_task(steps.load_sources, "load sources"),
-    "parse": _as_task(steps.parse_sources, "parse sources"),
-    "plan": _as_task(steps.plan, "plan partitions"),
-    "chunk": _as_task(steps.resolve_chunk, "resolve chunk", task_run_name="resolve chunk {chunk}"),
-    "finish": _as_task(steps.finish_resolution, "finish resolution"),
-    "batches": _as_task(batches.write_batches, "write xero batches"),
-    "check": _as_task(steps.check_run, "check every invoice is accounted for"),
-    "record": _as_task(_record_now, "record run"),
-}
+            if not as_task:
+                return self.fn(*args, **kwargs)
+            out = self.task(*args, **kwargs)
+            if isinstance(out, State) and out.name == STOPPED:
+                raise out.result()
+            return out
+        finally:
+            stages[self.name] = stages.get(self.name, 0.0) + time.perf_counter() - started
 
 
-def _calling(step):
-    """Call a step; a stop it returned (see _as_task) is raised here, in the flow."""
-
-    def call(*args, **kwargs):
-        out = step(*args, **kwargs)
-        if isinstance(out, State) and out.name == STOPPED:
-            raise out.result()
-        return out
-
-    return call
+def _record_now(run, summary, loaded, plan):
+    return steps.record(run, summary, loaded, plan, datetime.now(UTC))
 
 
-def run_pipeline(
-    settings: Settings, scope: steps.Scope, emit_batches: bool, *, as_tasks: bool = True
-) -> steps.RunSummary:
+LOAD = Step(steps.load, "load sources")
+PLAN = Step(steps.plan, "plan partitions")
+RESOLVE = Step(steps.resolve_chunk, "resolve chunk", task_run_name="resolve chunk {chunk.chunk}")
+COMMIT = Step(steps.commit, "commit chunks")
+FINISH = Step(steps.finish, "finish resolution")
+BATCHES = Step(batches.write_batches, "write xero batches")
+CHECK = Step(steps.check, "check every invoice is accounted for")
+RECORD = Step(_record_now, "record run")
+
+
+def run_pipeline(settings: Settings, scope: Scope, emit_batches: bool, *, as_tasks: bool = True) -> RunSummary:
     """One atomic run: everything below commits together or not at all.
 
     `as_tasks=False` calls the same steps as plain functions (no Prefect API needed): for tests and the
     benchmark; the flows below always run them as tasks.
     """
-    do = {name: _calling(step) for name, step in TASKS.items()} if as_tasks else PLAIN
+    stages: dict[str, float] = {}
+    source = source_for(settings.source)
     with atomic_run(settings.warehouse, settings.out, settings.lock_path, scope.flow) as run:
-        files = do["load"](run, settings.source)
-        faults.checkpoint("loaded")
-        do["parse"](run, files, scope)
-        plan = do["plan"](run, scope, settings.chunk_lines)
-        parts = []
-        with _progress(plan.chunks) as advance:
-            for chunk in range(plan.chunks):
-                parts.append(do["chunk"](run, files, chunk, settings.same_category_policy))
+        try:
+            loaded = LOAD(as_tasks, stages, run, source)
+            faults.checkpoint("loaded")
+            plan = PLAN(as_tasks, stages, run, source, loaded, scope, settings.chunk_lines)
+        finally:
+            source.close()
+        context = steps.ChunkContext(loaded, run.run_id, settings.same_category_policy)
+        results = []
+        with _progress(len(plan.chunks)) as advance:
+            for chunk in plan.chunks:
+                results.append(RESOLVE(as_tasks, stages, chunk, context))
                 advance()
                 faults.checkpoint("chunk")
-        summary = steps.add_up(run, parts)
-        do["finish"](run, files, scope, plan)
+        summary = COMMIT(as_tasks, stages, run, plan, results)
+        FINISH(as_tasks, stages, run, loaded, plan)
         faults.checkpoint("resolved")
         if emit_batches:
-            count, invoices, written = do["batches"](
+            count, invoices, written = BATCHES(
+                as_tasks,
+                stages,
                 run,
-                scope.flow != "nightly",
+                plan.keys if scope.flow != "nightly" else None,
                 settings.batch_max_invoices,
                 settings.batch_max_bytes,
                 settings.chunk_lines,
@@ -118,8 +116,9 @@ def run_pipeline(
             summary.batches_written, summary.invoices_batched = count, invoices
             summary.files = [str(settings.out / p) for p in written]
         faults.checkpoint("staged")
-        do["check"](run, scope)
-        summary = do["record"](run, summary, settings.source)
+        CHECK(as_tasks, stages, run, scope, plan)
+        summary = RECORD(as_tasks, stages, run, summary, loaded, plan)
+    summary.stages = stages
     return summary
 
 
@@ -147,9 +146,7 @@ class _progress:
         self.bar.stop()
 
 
-def _with_lock_retries(
-    settings: Settings, scope: steps.Scope, emit: bool, retries: int, delay: float
-) -> dict:
+def _with_lock_retries(settings: Settings, scope: Scope, emit: bool, retries: int, delay: float) -> dict:
     """Retry only when another run holds the warehouse (transient); bad data never gets a retry."""
     for attempt in range(retries + 1):
         try:
@@ -168,7 +165,7 @@ def nightly_flow(
     """Invoices changed since the last successful run, plus every held invoice; batches what changed."""
     settings = settings or Settings()
     return _ending_in_one_line(
-        _with_lock_retries, settings, steps.Scope("nightly"), True, lock_retries, lock_retry_delay
+        _with_lock_retries, settings, Scope("nightly"), True, lock_retries, lock_retry_delay
     )
 
 
@@ -182,7 +179,7 @@ def backfill_flow(
 ) -> dict:
     """Recompute approved invoices issued in the range, replacing what the warehouse had for them."""
     settings = settings or Settings()
-    scope = steps.Scope("backfill", date_from, date_to, tuple(practices or ()))
+    scope = Scope("backfill", date_from, date_to, tuple(practices or ()))
     return _ending_in_one_line(lambda: run_pipeline(settings, scope, emit_batches).as_dict())
 
 

@@ -6,6 +6,8 @@ How:
   `<out>/.staging/<run_id>/`; nothing the analysts or Xero see is touched while it works;
 - commit is one `os.replace` of the copy over the warehouse: atomic on POSIX. An analyst holding a
   read-only connection keeps reading the old file (its inode lives on) and sees the new one on reconnect;
+- the tables that grow with history are Parquet parts beside the warehouse (flows.warehouse.store): the run
+  writes its parts under new names, and only the committed warehouse's index points at them;
 - after the commit the staged files are moved into place. If the process dies between the commit and the
   last move, the next run finds the staging folder of a committed run and finishes the moves; the staging
   folder of a run that never committed is deleted. So the published files always match a committed run.
@@ -19,15 +21,15 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import duckdb
 
 from flows.run import faults
 from flows.warehouse.migrations import apply_migrations
+from flows.warehouse.store import Store, collect_garbage, store_folder
 
 STAGING = ".staging"
 
@@ -60,9 +62,8 @@ class Run:
     out: Path
     staging: Path
     con: duckdb.DuckDBPyConnection
-    # The run's frames in memory (the source as read, as parsed, the plan's partitions), shared by its
-    # steps: a run is one process, so they need not pass through the warehouse.
-    frames: dict[str, Any] = field(default_factory=dict)
+    store: Store  # the stored tables of the working copy; parts are written under store.root
+    scratch: Path  # the run's own folder for what it prepares (staged source rows); removed at its end
 
 
 def new_run_id(now: datetime) -> str:
@@ -112,15 +113,21 @@ def _move_staged(staging: Path, out: Path) -> None:
         staging.parent.rmdir()
 
 
-def committed_runs(warehouse: Path) -> set[str]:
+def committed_runs(warehouse: Path) -> list[str]:
+    """The committed runs of the published warehouse, oldest first."""
     if not warehouse.exists():
-        return set()
+        return []
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
         if "runs" not in tables:
-            return set()
-        return {r[0] for r in con.execute("select run_id from runs where status = 'success'").fetchall()}
+            return []
+        return [
+            r[0]
+            for r in con.execute(
+                "select run_id from runs where status = 'success' order by finished_at, run_id"
+            ).fetchall()
+        ]
     finally:
         con.close()
 
@@ -129,10 +136,11 @@ def recover(warehouse: Path, out: Path) -> None:
     """Finish or undo what a killed run left: see the module docstring."""
     for leftover in warehouse.parent.glob(f".{warehouse.name}.run-*"):
         leftover.unlink(missing_ok=True)
+    done = committed_runs(warehouse)
+    collect_garbage(warehouse, done[-1] if done else None)
     staging_root = out / STAGING
     if not staging_root.is_dir():
         return
-    done = committed_runs(warehouse)
     for staged in sorted(staging_root.iterdir()):
         if staged.name in done:
             _move_staged(staged, out)
@@ -155,10 +163,17 @@ def atomic_run(warehouse: Path, out: Path, lock_path: Path, flow: str) -> Iterat
         con = duckdb.connect(str(work))
         # The run shows its own progress (rich); DuckDB's bar would interleave with it on a terminal.
         con.execute("set enable_progress_bar = false")
+        root = store_folder(warehouse)
+        scratch = root / f".scratch-{run_id}"
         committed = False
         try:
+            con.execute("set variable trackline_store = ?", [str(root)])
             apply_migrations(con)
-            yield Run(run_id, flow, started, warehouse, work, out, staging, con)
+            store = Store(con, root)
+            store.refresh_views()  # the views name files by path: point them at where the store is now
+            scratch.mkdir(parents=True, exist_ok=True)
+            yield Run(run_id, flow, started, warehouse, work, out, staging, con, store, scratch)
+            store.sync(run_id)
             con.execute("checkpoint")
             con.close()
             with open(work, "rb+") as handle:
@@ -170,6 +185,7 @@ def atomic_run(warehouse: Path, out: Path, lock_path: Path, flow: str) -> Iterat
             if staging.is_dir():
                 _move_staged(staging, out)
         finally:
+            shutil.rmtree(scratch, ignore_errors=True)
             if not committed:
                 try:
                     con.close()
@@ -178,3 +194,5 @@ def atomic_run(warehouse: Path, out: Path, lock_path: Path, flow: str) -> Iterat
                 work.unlink(missing_ok=True)
                 Path(str(work) + ".wal").unlink(missing_ok=True)
                 shutil.rmtree(staging, ignore_errors=True)
+                for part in root.glob(f"{run_id}-*"):
+                    shutil.rmtree(part, ignore_errors=True)

@@ -1,22 +1,37 @@
-"""The steps of a run, as plain functions of a Run (tests call these; flows.run.pipeline wraps them as tasks).
+"""The steps of a run, as plain functions of the run's typed state (flows.run.state); flows.run.pipeline
+orders them and runs each as a Prefect task.
 
-source files -> frames in memory (run.frames: raw, typed, chunks) -> resolution (transforms) -> warehouse
-tables -> Xero batch files (flows.xero.batches). Only the reference tables are kept as raw_* in the warehouse.
+    load      the source opened and checked; reference tables parsed once          -> Loaded
+    plan      invoice keys and line counts only: which invoices, in which chunks;
+              each chunk's source rows staged into its part                         -> Plan
+    resolve   one chunk from its files: parse, resolve (transforms), check, and
+              write its results as a part of the store (no warehouse connection)    -> ChunkResult
+    commit    the single writer: the index pointed at the new parts, exceptions
+              merged, the views refreshed
+    finish    problems of the whole source (orphan lines, rows without keys)
+    batches   flows.xero.batches
+    check     flows.run.accounting, on what is about to be published
+    record    the run's row in `runs`, the analyst views
+
+Memory follows the chunk: no step holds the history's invoices or lines, only their keys and counts.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime
-from pathlib import Path
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
+import duckdb
 import polars as pl
 
 from flows.reports.views import create_views
 from flows.run.accounting import check_accounting
 from flows.run.publish import Run
-from flows.sources.files import read_source
+from flows.run.state import ChunkPlan, ChunkResult, Loaded, Plan, RunSummary, Scope
+from flows.sources.protocol import REFERENCE_TABLES, Source
 from flows.warehouse import writes as wh
+from flows.warehouse.store import Store, part_name, write_part_file
 from transforms import hold_reasons as holds
 from transforms.input_models import INPUT_MODELS
 from transforms.parse_sources import ROW, TABLES, parse_table
@@ -24,152 +39,83 @@ from transforms.resolve_invoices import Resolution, exportable, resolve_invoices
 from transforms.schemas import EXCEPTIONS, LINE_TRACKING, XERO_LINE_ITEMS, validate_output
 
 INVOICE = ["practice_id", "invoice_id"]
+# What parse_table needs of an invoices row that the plan does not: the plan parses keys, status and
+# dates only, so the other columns are given a plain value (their problems are the chunk's to find).
+PLAN_FILLERS = {"client_id": "-", "invoice_number": "-", "currency": "GBP", "reference": None}
 
 
-@dataclass
-class Scope:
-    """What a run recomputes: a date range and practices (backfill), or changed + held (nightly)."""
-
-    flow: str
-    date_from: date | None = None
-    date_to: date | None = None
-    practices: tuple[str, ...] = ()
-
-    @property
-    def everything(self) -> bool:
-        return self.date_from is None and self.date_to is None and not self.practices
-
-    def describe(self, watermark: datetime | None = None) -> str:
-        if self.flow == "nightly":
-            since = watermark.isoformat() if watermark else "the beginning"
-            return f"changed since {since} + held"
-        parts = [f"from {self.date_from or 'the start'} to {self.date_to or 'the end'}"]
-        if self.practices:
-            parts.append("practices " + ", ".join(self.practices))
-        return "issued " + "; ".join(parts)
+# Load ---------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class RunSummary:
-    run_id: str
-    flow: str
-    invoices_considered: int = 0
-    invoices_ready: int = 0
-    invoices_held: int = 0
-    invoices_not_xero: int = 0
-    lines_resolved: int = 0
-    exceptions_open: int = 0
-    batches_written: int = 0
-    invoices_batched: int = 0
-    held_by_code: dict[str, int] = field(default_factory=dict)
-    files: list[str] = field(default_factory=list)
+def load(run: Run, source: Source) -> Loaded:
+    """Open the source (a SourceError stops the run here, before anything changed), parse the reference
+    tables once and keep them, typed, for every chunk, with the rows no chunk takes (lines without an
+    invoice, rows without keys) and every problem of those; the reference tables are kept as raw_<table>
+    in the warehouse for analysts."""
+    source.open(run.scratch / "source")
+    files = {table: source.file_name(table) for table in TABLES}
+    reference = source.reference()
+    wh.load_raw(run.con, {t: _as_text(f) for t, f in reference.items()}, files)
 
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-BIG = ("invoices", "invoice_lines")  # the tables that grow with history
-
-
-def load_sources(run: Run, source: Path) -> dict[str, str]:
-    """Read every source table (or stop with a SourceError) into memory. The reference tables are kept as
-    raw_<table> in the warehouse for analysts; invoices and lines stay in memory (parse_sources shows
-    them to the run's connection as raw_<table> views for the accounting check), never copied."""
-    frames, files = read_source(source)
-    run.frames["raw"] = frames
-    wh.load_raw(run.con, {t: f for t, f in frames.items() if t not in BIG}, files)
-    return files
-
-
-def _show_raw(run: Run, frames: dict[str, pl.DataFrame]) -> None:
-    for table, frame in frames.items():
-        run.con.register(f"raw_{table}", wh.arrow(frame))
-
-
-# An ISO-8601 UTC timestamp as exports write it; text in this form sorts as its time does, to the second.
-ISO_UTC = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$"
-
-
-def _nightly_source(run: Run, frames: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
-    """The part of the source a nightly can need, found on the raw text before anything is parsed, so
-    that a nightly costs what changed, not the years of history the source holds.
-
-    Kept: every invoice not written before the last successful run's watermark (its updated_at is not an
-    ISO UTC time at least a second older: anything else is parsed and judged properly), every invoice held
-    or never seen by the warehouse (drafts and voids aside: they produce nothing), every row without its
-    keys; and the lines of those invoices, lines without their keys, and orphan lines. Reference tables are
-    kept whole. A key kept keeps every row with that key, so repeated keys are still found.
-    """
-    watermark = last_watermark(run)
-    if watermark is None:
-        return frames
-    invoices, lines = frames["invoices"], frames["invoice_lines"]
-    since = watermark.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    updated = pl.col("updated_at").str.strip_chars()
-    older = (updated.str.contains(ISO_UTC) & (updated.str.slice(0, 19) < since)).fill_null(False)
-    settled = pl.col("status").str.strip_chars().str.to_lowercase().is_in(["draft", "void"]).fill_null(False)
-    blank = pl.any_horizontal((pl.col(c).str.strip_chars() == "").fill_null(True) for c in INVOICE)
-    state = pl.col("invoice_state")
-    known = wh.query(run.con, "select practice_id, invoice_id, invoice_state from invoice_tracking")
-    looked_at = (
-        invoices.select(*INVOICE, "updated_at", "status")
-        .join(known, on=INVOICE, how="left", nulls_equal=True)
-        .filter(~older | blank | (state == "held").fill_null(False) | (state.is_null() & ~settled))
-        .select(INVOICE)
-    )
-    touched = pl.concat([looked_at, known.filter(state == "held").select(INVOICE)]).unique()
-    # One join finds both the lines of those invoices and the orphan lines (no invoice at all); a line
-    # without its keys is one of the two (its invoice, if any, has blank keys too and is looked at).
-    invoice_keys = (
-        invoices.select(INVOICE)
-        .unique()
-        .join(touched.with_columns(pl.lit(True).alias("_touched")), on=INVOICE, how="left", nulls_equal=True)
-    )
-    kept = (
-        lines.select(*INVOICE, ROW)
-        .join(
-            invoice_keys.with_columns(pl.lit(True).alias("_exists")), on=INVOICE, how="left", nulls_equal=True
-        )
-        .filter(pl.col("_touched").fill_null(False) | pl.col("_exists").is_null())
-        .select(ROW)
-    )
-    return {
-        **frames,
-        "invoices": invoices.join(touched, on=INVOICE, how="semi", nulls_equal=True).sort(ROW),
-        "invoice_lines": lines.filter(pl.col(ROW).is_in(kept[ROW].implode())),
-    }
-
-
-def parse_sources(run: Run, files: dict[str, str], scope: Scope | None = None) -> None:
-    """The source -> typed frames and the source problems (values that did not parse, repeated keys).
-
-    A nightly parses only what it can need (`_nightly_source`); the raw_<table> views the accounting
-    check reads then show that same part, which is the source as the run saw it.
-    """
-    raw = run.frames["raw"]
-    if scope is not None and scope.flow == "nightly":
-        raw = _nightly_source(run, raw)
-    _show_raw(run, {t: raw[t] for t in BIG})
-    typed: dict[str, pl.LazyFrame] = {}
-    problems = []
-    for table in TABLES:
-        frame, found = parse_table(table, raw[table].lazy(), files[table])
+    folder = run.scratch / "reference"
+    loose = run.scratch / "loose"
+    folder.mkdir(parents=True, exist_ok=True)
+    loose.mkdir(parents=True, exist_ok=True)
+    typed, problems = {}, []
+    for table in REFERENCE_TABLES:
+        frame, found = parse_table(table, reference[table].lazy(), files[table])
         typed[table] = frame
         problems.append(found)
-    collected = pl.collect_all([*typed.values(), pl.concat(problems, how="vertical")])
-    for table, frame in zip(typed, collected[:-1], strict=True):
+    loose_invoices = source.loose_invoices()
+    loose_lines = source.loose_lines(source.invoice_keys().select(INVOICE))
+    _, invoice_found = parse_table("invoices", loose_invoices.lazy(), files["invoices"])
+    lines_typed, line_found = parse_table("invoice_lines", loose_lines.lazy(), files["invoice_lines"])
+    collected = pl.collect_all(
+        [*typed.values(), lines_typed, pl.concat([*problems, invoice_found, line_found], how="vertical")]
+    )
+    for table, frame in zip(REFERENCE_TABLES, collected, strict=False):
         validate_output(INPUT_MODELS[table], frame)
-    run.frames["typed"] = dict(zip(typed, collected[:-1], strict=True))
-    run.frames["problems"] = collected[-1]
+        frame.write_parquet(folder / f"{table}.parquet")
+    collected[len(REFERENCE_TABLES)].write_parquet(loose / "lines.parquet")
+    collected[-1].write_parquet(run.scratch / "problems.parquet")
+    _as_text(loose_invoices).write_parquet(loose / "raw_invoices.parquet")
+    _as_text(loose_lines).write_parquet(loose / "raw_invoice_lines.parquet")
+    return Loaded(
+        source=source.describe(),
+        files=files,
+        reference=folder,
+        problems=run.scratch / "problems.parquet",
+        loose=loose,
+    )
 
 
-def last_watermark(run: Run) -> datetime | None:
-    row = run.con.execute("select max(watermark) from runs where status = 'success'").fetchone()
+def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
+    """A table as the text a CSV export would hold (raw_<table> are text, whatever the source's types)."""
+    return frame.with_columns(pl.col(c).cast(pl.Utf8) for c in frame.columns if c != ROW)
+
+
+# Plan ---------------------------------------------------------------------------------------------------
+
+
+def last_watermark(con: duckdb.DuckDBPyConnection) -> datetime | None:
+    row = con.execute("select max(watermark) from runs where status = 'success'").fetchone()
     return row[0] if row else None
 
 
+def _parsed_keys(raw: pl.DataFrame, files: dict[str, str]) -> pl.DataFrame:
+    """Every invoice key of the source (`raw`: invoice_keys as read), parsed as a chunk would parse it (one
+    row per key, the first copy, its status unknown when any copy is approved: parse_sources), with its
+    issue date and updated_at."""
+    filled = raw.with_columns(
+        *(pl.lit(v, pl.Utf8).alias(c) for c, v in PLAN_FILLERS.items()),
+        pl.col("issue_date").alias("due_date"),
+    )
+    typed, _ = parse_table("invoices", filled.lazy(), files["invoices"])
+    return typed.select(*INVOICE, "issue_date", "status", "updated_at", ROW).collect()
+
+
 def _in_scope(scope: Scope) -> pl.Expr:
-    """Which source invoices a backfill recomputes (a nightly's are chosen by _nightly_source)."""
+    """Which invoices a backfill recomputes (a nightly's are chosen by what changed)."""
     keep = pl.lit(True)
     if scope.date_from:
         keep &= pl.col("issue_date") >= scope.date_from
@@ -180,75 +126,119 @@ def _in_scope(scope: Scope) -> pl.Expr:
     return keep.fill_null(scope.date_from is None and scope.date_to is None)
 
 
-@dataclass
-class Plan:
-    chunks: int
-    invoices: int
-    lines: int
-    watermark: datetime | None
+# An ISO-8601 UTC timestamp as exports write it; text in this form sorts as its time does, to the second.
+ISO_UTC = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$"
 
 
-def plan(run: Run, scope: Scope, chunk_lines: int) -> Plan:
-    """Choose the invoices to recompute, split them into chunks of whole practice x month partitions,
-    and drop from the warehouse what is in scope but no longer exportable (voided, deleted, moved)."""
+def _not_older(updated_at: pl.Expr, dtype: pl.DataType, since: datetime) -> pl.Expr:
+    """Whether a row's updated_at, as read, may be at or after `since` (to the second): a typed timestamp
+    compared, text compared only in the ISO UTC form whose order is its time's; anything else counts as
+    new, to be parsed and judged by its chunk."""
+    if isinstance(dtype, pl.Datetime):
+        stamp = updated_at if dtype.time_zone else updated_at.dt.replace_time_zone("UTC")
+        return (stamp.dt.convert_time_zone("UTC") >= since).fill_null(True)
+    text = updated_at.cast(pl.Utf8).str.strip_chars()
+    older = text.str.contains(ISO_UTC) & (text.str.slice(0, 19) < since.strftime("%Y-%m-%dT%H:%M:%S"))
+    return ~older.fill_null(False)
+
+
+def _touched_by_nightly(
+    raw: pl.DataFrame, keys: pl.DataFrame, known: pl.DataFrame, watermark: datetime | None
+) -> pl.DataFrame:
+    """The invoices a nightly looks at: any row written at or after the last successful run's watermark
+    (to the second; a repeated invoice whose newer copy changed is looked at), held, or exportable and
+    never seen."""
+    if watermark is None:
+        return keys.select(INVOICE)
+    since = watermark.astimezone(UTC).replace(microsecond=0)
+    changed = raw.filter(_not_older(pl.col("updated_at"), raw.schema["updated_at"], since)).select(INVOICE)
+    state = pl.col("invoice_state")
+    never_seen = state.is_null() & (pl.col("status") == "approved").fill_null(True)
+    others = (
+        keys.join(known, on=INVOICE, how="left")
+        .filter((state == "held").fill_null(False) | never_seen)
+        .select(INVOICE)
+    )
+    return pl.concat([changed.join(keys, on=INVOICE, how="semi"), others]).unique()
+
+
+def plan(run: Run, source: Source, loaded: Loaded, scope: Scope, chunk_lines: int) -> Plan:
+    """Choose the invoices to recompute and cut them into chunks of whole practice x month partitions;
+    have the source write each chunk's rows into its part; and let go of what is in scope but no longer
+    exportable (voided, deleted, moved)."""
     con = run.con
-    watermark = last_watermark(run)
-    typed = run.frames["typed"]
-    invoices = typed["invoices"].select("practice_id", "invoice_id", "issue_date", "status", "updated_at")
+    watermark = last_watermark(con)
+    raw = source.invoice_keys()
+    keys = _parsed_keys(raw, loaded.files)
+    known = wh.query(con, "select practice_id, invoice_id, issue_date, invoice_state from invoice_tracking")
     if scope.flow == "nightly":
-        # The source part the nightly parsed holds exactly the invoices it looks at (_nightly_source: changed,
-        # held, never seen; everything on a first nightly). A held invoice gone from the source is looked at
-        # too, so that it is removed.
-        held = wh.query(
-            con, "select practice_id, invoice_id from invoice_tracking where invoice_state = 'held'"
-        )
-        touched = pl.concat([invoices.select(INVOICE), held]).unique()
-        con.register("_touched", wh.arrow(touched))
-        old = wh.query(
-            con,
-            "select practice_id, invoice_id from invoice_tracking semi join _touched using (practice_id, invoice_id)",
-        )
-        con.unregister("_touched")
+        touched = _touched_by_nightly(raw, keys, known.select(*INVOICE, "invoice_state"), watermark)
+        # A held invoice gone from the source is looked at too, so that it is removed.
+        held = known.filter(pl.col("invoice_state") == "held").select(INVOICE)
+        looked_at = pl.concat([touched, held]).unique()
+        old = known.join(looked_at, on=INVOICE, how="semi").select(INVOICE)
+        candidates = exportable(keys.lazy()).collect().join(touched, on=INVOICE, how="semi")
     else:
         keep = _in_scope(scope)
-        touched = invoices.filter(keep).select(INVOICE)
-        old = wh.query(con, "select practice_id, invoice_id, issue_date from invoice_tracking").filter(keep)
-    candidates = exportable(invoices.lazy()).collect().join(touched, on=INVOICE, how="semi")
+        old = known.filter(keep).select(INVOICE)
+        candidates = exportable(keys.lazy()).collect().filter(keep)
 
-    lines = typed["invoice_lines"].group_by(INVOICE).agg(pl.len().cast(pl.Int64).alias("n"))
+    counts = source.line_counts()
     sized = (
-        candidates.join(lines, on=INVOICE, how="left")
+        candidates.join(counts, on=INVOICE, how="left")
         .with_columns(
-            pl.col("n").fill_null(0),
+            pl.col("lines").fill_null(0).cast(pl.Int64),
             pl.col("issue_date").dt.strftime("%Y-%m").fill_null("unknown").alias("month"),
         )
         .sort("practice_id", "month", "invoice_id")
     )
     partitions = (
         sized.group_by("practice_id", "month", maintain_order=True)
-        .agg(pl.col("n").sum().alias("lines"))
-        .with_columns(((pl.col("lines").cum_sum() - pl.col("lines")) // max(chunk_lines, 1)).alias("chunk"))
+        .agg(pl.col("lines").sum().alias("partition_lines"))
+        .with_columns(
+            ((pl.col("partition_lines").cum_sum() - pl.col("partition_lines")) // max(chunk_lines, 1)).alias(
+                "chunk"
+            )
+        )
     )
-    chunked = sized.join(partitions.select("practice_id", "month", "chunk"), on=["practice_id", "month"])
-    chunk_ids = chunked.select(pl.col("chunk").rank("dense").cast(pl.Int32) - 1)
-    chunked = chunked.with_columns(chunk_ids.to_series().alias("chunk"))
-    run.frames["partition"] = chunked.select(*INVOICE, "month", "chunk")
-    run.frames["chunks"] = split_chunks(run.frames["typed"], run.frames["partition"])
-    wh.create_temp(con, "_partition", run.frames["partition"])
+    assigned = sized.join(partitions.select("practice_id", "month", "chunk"), on=["practice_id", "month"])
+    assigned = assigned.with_columns((pl.col("chunk").rank("dense").cast(pl.Int32) - 1).alias("chunk"))
 
+    staged = source.stage(assigned.select(*INVOICE, "chunk"), run.scratch / "staged")
+    sizes = assigned.group_by("chunk").agg(pl.len().alias("invoices"), pl.col("lines").sum())
+    sizes = {c: (n, lines) for c, n, lines in sizes.iter_rows()}
+    chunks = []
+    for files in sorted(staged, key=lambda s: s.chunk):
+        part = run.store.part(part_name(run.run_id, files.chunk))
+        part.folder.mkdir(parents=True, exist_ok=True)
+        shutil.move(files.invoices, part.path("raw_invoices"))
+        shutil.move(files.lines, part.path("raw_invoice_lines"))
+        invoices, lines = sizes.get(files.chunk, (0, 0))
+        chunks.append(ChunkPlan(files.chunk, part.name, part.folder, invoices, int(lines)))
+
+    # What is in scope but no longer exportable goes, with its open exceptions.
     stale = old.join(candidates, on=INVOICE, how="anti").select(INVOICE)
-    for table in RESULT_TABLES:
-        wh.delete_invoices(con, table, stale)
+    run.store.forget(stale)
     wh.merge_exceptions(con, _no_problems(), stale, run.started_at, unattributed=False)
+
+    keys_path = run.scratch / "keys.parquet"
+    assigned.select(INVOICE).write_parquet(keys_path)
+    source_invoices = run.scratch / "source_invoices.parquet"
+    raw.select(*INVOICE, pl.col("status").cast(pl.Utf8)).write_parquet(source_invoices)
+    new_watermark = None
+    if scope.whole_source:
+        latest = keys["updated_at"].max()
+        new_watermark = max(filter(None, [latest, watermark]), default=None)
     return Plan(
-        chunks=int(chunked["chunk"].max() + 1) if chunked.height else 0,
-        invoices=chunked.height,
-        lines=int(chunked["n"].sum()),
+        scope_text=scope.describe(watermark),
+        chunks=tuple(chunks),
+        invoices=assigned.height,
+        lines=int(assigned["lines"].sum()),
         watermark=watermark,
+        new_watermark=new_watermark,
+        keys=keys_path,
+        source_invoices=source_invoices,
     )
-
-
-RESULT_TABLES = ("invoice_tracking", "line_tracking", "xero_invoices", "xero_line_items")
 
 
 def _no_problems() -> pl.DataFrame:
@@ -257,45 +247,53 @@ def _no_problems() -> pl.DataFrame:
     )
 
 
-def split_chunks(
-    tables: dict[str, pl.DataFrame], partition: pl.DataFrame
-) -> dict[int, dict[str, pl.DataFrame]]:
-    """Each chunk's invoices and lines (`partition`: practice_id, invoice_id, chunk), split in one pass
-    rather than one semi-join of every line per chunk."""
-    keys = partition.select(*INVOICE, "chunk")
-    split: dict[int, dict[str, pl.DataFrame]] = {}
-    for table in ("invoices", "invoice_lines"):
-        tagged = tables[table].join(keys, on=INVOICE, how="inner")
-        for (chunk,), part in tagged.partition_by("chunk", as_dict=True, include_key=False).items():
-            split.setdefault(chunk, {})[table] = part
-    return split
+# Resolve one chunk --------------------------------------------------------------------------------------
 
 
-def _chunk_tables(run: Run, chunk: int) -> tuple[dict[str, pl.LazyFrame], pl.LazyFrame, pl.DataFrame]:
-    typed = run.frames["typed"]
-    part = run.frames["chunks"].pop(chunk, {})  # released as the chunk is done
-    tables = {t: frame.lazy() for t, frame in typed.items()}
-    for table in ("invoices", "invoice_lines"):
-        tables[table] = part.get(table, typed[table].clear()).lazy()
-    keys = part.get("invoices", typed["invoices"].clear()).select(INVOICE)
-    return tables, run.frames["problems"].lazy(), keys
+@dataclass(frozen=True)
+class ChunkContext:
+    """What every chunk needs besides its own files: paths and settings, nothing in memory."""
+
+    loaded: Loaded
+    run_id: str
+    policy: str
 
 
-def resolve_chunk(run: Run, files: dict[str, str], chunk: int, policy: str) -> RunSummary:
-    """Resolve one chunk of invoices and replace what the warehouse had for them."""
-    tables, problems, keys = _chunk_tables(run, chunk)
-    result = resolve_invoices(tables, problems, policy=policy, files=files)
-    # Problems no invoice can be traced to are the whole source's, recorded once by finish_run.
+def resolve_chunk(chunk: ChunkPlan, context: ChunkContext) -> ChunkResult:
+    """Resolve one chunk from its files and write its results into its part; touches no warehouse (it
+    may run on a worker of its own)."""
+    loaded = context.loaded
+    tables = {t: pl.read_parquet(loaded.reference / f"{t}.parquet").lazy() for t in REFERENCE_TABLES}
+    folder = chunk.folder
+    invoices, invoice_problems = parse_table(
+        "invoices", pl.read_parquet(folder / "raw_invoices.parquet").lazy(), loaded.files["invoices"]
+    )
+    lines, line_problems = parse_table(
+        "invoice_lines",
+        pl.read_parquet(folder / "raw_invoice_lines.parquet").lazy(),
+        loaded.files["invoice_lines"],
+    )
+    shared = pl.read_parquet(loaded.problems)
+    invoices_df, lines_df, found = pl.collect_all(
+        [invoices, lines, pl.concat([invoice_problems, line_problems], how="vertical")]
+    )
+    validate_output(INPUT_MODELS["invoices"], invoices_df)
+    validate_output(INPUT_MODELS["invoice_lines"], lines_df)
+    tables["invoices"], tables["invoice_lines"] = invoices_df.lazy(), lines_df.lazy()
+    problems = pl.concat([found, shared], how="vertical")
+    result = resolve_invoices(tables, problems.lazy(), policy=context.policy, files=loaded.files)
+    keys = invoices_df.select(INVOICE).unique()
+    # Problems no invoice can be traced to are the whole source's, recorded once by `finish`.
     result.exceptions = result.exceptions.join(keys, on=INVOICE, how="semi")
     validate_output(LINE_TRACKING, result.line_tracking)
     validate_output(EXCEPTIONS, result.exceptions)
     validate_output(XERO_LINE_ITEMS, result.xero_line_items)
-    _replace_results(run, result, keys)
+    _write_results(chunk, context.run_id, result, invoices_df)
     states = result.invoice_states["invoice_state"].value_counts()
     count = dict(zip(states["invoice_state"].cast(pl.Utf8), states["count"], strict=True))
-    return RunSummary(
-        run_id=run.run_id,
-        flow=run.flow,
+    return ChunkResult(
+        chunk=chunk.chunk,
+        part=chunk.part,
         invoices_considered=result.invoice_states.height,
         invoices_ready=count.get("ready", 0),
         invoices_held=count.get("held", 0),
@@ -304,30 +302,73 @@ def resolve_chunk(run: Run, files: dict[str, str], chunk: int, policy: str) -> R
     )
 
 
-def add_up(run: Run, parts: list[RunSummary]) -> RunSummary:
-    total = RunSummary(run_id=run.run_id, flow=run.flow)
-    for part in parts:
-        for name in (
-            "invoices_considered",
-            "invoices_ready",
-            "invoices_held",
-            "invoices_not_xero",
-            "lines_resolved",
-        ):
-            setattr(total, name, getattr(total, name) + getattr(part, name))
-    return total
+def _digests(result: Resolution) -> pl.DataFrame:
+    """(practice_id, invoice_id, digest, total) of each ready invoice: the MD5 of exactly what is sent."""
+    payloads = result.payloads
+    heads = result.xero_invoices.select(*INVOICE, "total")
+    con = duckdb.connect()
+    try:
+        con.register("_payloads", wh.arrow(payloads))
+        digests = wh.query(con, "select practice_id, invoice_id, md5(payload) as digest from _payloads")
+    finally:
+        con.close()
+    return digests.join(heads, on=INVOICE, how="inner", validate="1:1")
 
 
-def finish_resolution(run: Run, files: dict[str, str], scope: Scope, plan_: Plan) -> None:
-    """Problems of the whole source (orphan lines, rows no invoice can be traced to), and the watermark."""
-    con = run.con
-    typed = run.frames["typed"]
-    lines = typed["invoice_lines"].lazy().select("practice_id", "invoice_id", "line_id", ROW)
-    invoices = typed["invoices"].lazy().select(INVOICE)
-    problems = run.frames["problems"].lazy()
+def _write_results(chunk: ChunkPlan, run_id: str, result: Resolution, invoices: pl.DataFrame) -> None:
+    """The chunk's rows of every stored table, and its problems, as its part's files."""
+    currencies = invoices.select(*INVOICE, pl.col("currency").alias("source_currency"))
+    states = (
+        result.invoice_states.join(currencies, on=INVOICE, how="left", validate="1:1")
+        .join(_digests(result).rename({"total": "net_amount"}), on=INVOICE, how="left", validate="1:1")
+        .with_columns(pl.col("invoice_state").cast(pl.Utf8), pl.lit(run_id).alias("run_id"))
+    )
+    folder = chunk.folder
+    write_part_file(folder / "invoice_tracking.parquet", states)
+    write_part_file(
+        folder / "line_tracking.parquet",
+        result.line_tracking.with_columns(
+            pl.col("invoice_state").cast(pl.Utf8),
+            pl.col("line_type").cast(pl.Utf8),
+            pl.lit(run_id).alias("run_id"),
+        ),
+    )
+    write_part_file(folder / "xero_invoices.parquet", result.xero_invoices)
+    write_part_file(folder / "xero_line_items.parquet", result.xero_line_items)
+    write_part_file(
+        folder / "exceptions.parquet", result.exceptions.with_columns(pl.col("code", "severity").cast(pl.Utf8))
+    )
+
+
+# Commit: the single writer -------------------------------------------------------------------------------
+
+
+def commit(run: Run, plan_: Plan, results: list[ChunkResult]) -> RunSummary:
+    """Point every recomputed invoice at the part its chunk wrote, merge the chunks' problems into
+    `exceptions`, and refresh the stored tables' views."""
+    con, store = run.con, run.store
+    summary = RunSummary(run_id=run.run_id, flow=run.flow)
+    for chunk in plan_.chunks:
+        keys = pl.read_parquet(chunk.folder / "raw_invoices.parquet", columns=INVOICE).unique()
+        store.point(keys, chunk.part)
+        found = pl.read_parquet(chunk.folder / "exceptions.parquet")
+        wh.merge_exceptions(con, found, keys, run.started_at, unattributed=False)
+    for result in results:
+        summary.add(result)
+    return summary
+
+
+# Finish ---------------------------------------------------------------------------------------------------
+
+
+def finish(run: Run, loaded: Loaded, plan_: Plan) -> None:
+    """Problems of the whole source: orphan lines and rows no invoice can be traced to, and the loose
+    source rows kept (as raw_invoice_lines) beside the invoices' own."""
+    problems = pl.read_parquet(loaded.problems).lazy()
+    loose = pl.read_parquet(loaded.loose / "lines.parquet")
     found = pl.concat(
         [
-            holds.orphan_line_problems(lines.join(invoices, on=INVOICE, how="anti"), files),
+            holds.orphan_line_problems(loose.lazy().select(*INVOICE, "line_id", ROW), loaded.files),
             holds.unattributed_source_problems(problems),
         ],
         how="vertical",
@@ -335,89 +376,53 @@ def finish_resolution(run: Run, files: dict[str, str], scope: Scope, plan_: Plan
     # Ids of unidentifiable rows stay in the detail; the row belongs to no invoice.
     found = found.with_columns(pl.lit(None, pl.Utf8).alias("invoice_id"))
     validate_output(EXCEPTIONS, found)
-    wh.merge_exceptions(con, found, found.head(0).select(INVOICE), run.started_at, unattributed=True)
-    new_watermark = None
-    if scope.flow == "nightly" or scope.everything:
-        latest = typed["invoices"]["updated_at"].max()
-        new_watermark = max(filter(None, [latest, plan_.watermark]), default=None)
-    con.execute(
-        "create or replace temp table _run_meta as select ?::varchar as scope, ?::timestamptz as watermark",
-        [scope.describe(plan_.watermark), new_watermark],
-    )
+    wh.merge_exceptions(run.con, found, found.head(0).select(INVOICE), run.started_at, unattributed=True)
+    # The loose rows are kept as raw_invoices and raw_invoice_lines too, in a part of their own.
+    run.store.forget_loose()
+    parts = [c.part for c in plan_.chunks]
+    raw = {t: pl.read_parquet(loaded.loose / f"{t}.parquet") for t in ("raw_invoices", "raw_invoice_lines")}
+    if any(frame.height for frame in raw.values()):
+        part = run.store.part(part_name(run.run_id, "loose"))
+        for table, frame in raw.items():
+            write_part_file(part.path(table), frame)
+        run.store.point(pl.concat([f.select(INVOICE) for f in raw.values()]), part.name, loose=True)
+        parts.append(part.name)
+    run.store.record_parts(run.run_id, parts)
+    run.store.refresh_views()
 
 
-def _replace_results(run: Run, result: Resolution, keys: pl.DataFrame) -> None:
+# Check and record ---------------------------------------------------------------------------------------
+
+
+def check(run: Run, scope: Scope, plan_: Plan) -> None:
+    """Every invoice accounted for (flows.run.accounting), judged on what the run is about to publish.
+
+    The source as the check sees it: every invoices row of the source (keys and status), and the lines
+    this run read (its own invoices' and the loose ones), as raw_invoices and raw_invoice_lines on the
+    run's connection only. Every exportable invoice in scope (the whole source for a nightly or a whole
+    backfill) must be in one state; the run's own invoices are also judged line by line (the others'
+    lines were judged by the run that resolved them, against the rows it read, which raw_invoice_lines
+    still shows)."""
     con = run.con
-    for table in RESULT_TABLES:
-        wh.delete_invoices(con, table, keys)
-    con.register("_payloads", wh.arrow(result.payloads))
-    con.register("_heads", wh.arrow(result.xero_invoices))
-    currencies = run.frames["typed"]["invoices"].select(*INVOICE, pl.col("currency").alias("source_currency"))
-    states = result.invoice_states.join(currencies, on=INVOICE, how="left", validate="1:1")
-    con.register("_states", wh.arrow(states))
+    keys = pl.read_parquet(plan_.keys)
+    con.register("_source_invoices", wh.arrow(pl.read_parquet(plan_.source_invoices)))
+    con.execute("create or replace temp table raw_invoices as select * from _source_invoices")
+    con.unregister("_source_invoices")
     con.execute(
-        """
-        create or replace temp table _digests as
-        select p.practice_id, p.invoice_id, md5(p.payload) as digest, h.total
-        from _payloads p join _heads h using (practice_id, invoice_id)
-        """
+        """create or replace temp table raw_invoice_lines as
+           select l.practice_id, l.invoice_id, l.line_id from main.raw_invoice_lines l
+           semi join (select practice_id, invoice_id from store_index where starts_with(part, ?)) i
+             on l.practice_id is not distinct from i.practice_id and l.invoice_id is not distinct from i.invoice_id""",
+        [run.run_id + "-"],
     )
-    con.execute(
-        """
-        insert into invoice_tracking
-        select s.practice_id, s.invoice_id, s.invoice_number, s.client_id, s.issue_date, s.updated_at,
-               s.invoice_state::varchar, s.hold_codes, s.line_count, s.consolidated, d.total, d.digest, ?,
-               s.source_currency
-        from _states s left join _digests d using (practice_id, invoice_id)
-        """,
-        [run.run_id],
-    )
-    wh.insert(con, "line_tracking", result.line_tracking.with_columns(pl.lit(run.run_id).alias("run_id")))
-    # batch_id: the latest batch that carried exactly this content, if any (looked up for these invoices
-    # only, and written with the rows rather than updated afterwards: the tables grow with history).
-    con.execute(
-        """
-        create or replace temp table _sent_batch as
-        with latest as (
-            select l.practice_id, l.invoice_id, l.digest, l.batch_id,
-                   row_number() over (partition by l.practice_id, l.invoice_id
-                                      order by l.batched_at desc, l.batch_id desc) as n
-            from export_ledger l semi join _digests d using (practice_id, invoice_id)
-        )
-        select d.practice_id, d.invoice_id, l.batch_id
-        from _digests d join latest l using (practice_id, invoice_id)
-        where l.n = 1 and l.digest = d.digest
-        """
-    )
-    for table, frame in (
-        ("xero_invoices", result.xero_invoices),
-        ("xero_line_items", result.xero_line_items),
-    ):
-        if frame.is_empty():
-            continue
-        con.register("_rows", wh.arrow(frame))
-        names = ", ".join(f'"{c}"' for c in frame.columns)
-        values = ", ".join(f'r."{c}"' for c in frame.columns)
-        con.execute(
-            f"""insert into {table} ({names}, batch_id)
-                select {values}, b.batch_id from _rows r
-                left join _sent_batch b on b.practice_id = r.practice_id and b.invoice_id = r.invoice_id"""
-        )
-        con.unregister("_rows")
-    wh.merge_exceptions(con, result.exceptions, keys, run.started_at, unattributed=False)
-    for name in ("_payloads", "_heads", "_states"):
-        con.unregister(name)
+    try:
+        check_accounting(con, None if scope.whole_source else keys, line_scope_keys=keys)
+    finally:
+        con.execute("drop table if exists temp.raw_invoices")
+        con.execute("drop table if exists temp.raw_invoice_lines")
 
 
-def check_run(run: Run, scope: Scope) -> None:
-    """Every invoice accounted for (flows/run/accounting.py), judged on what the run is about to publish:
-    a nightly or a whole backfill answers for the whole source, a partial backfill for its own scope."""
-    whole = scope.flow == "nightly" or scope.everything
-    keys = None if whole else wh.query(run.con, "select practice_id, invoice_id from _partition")
-    check_accounting(run.con, keys)
-
-
-def record_run(run: Run, summary: RunSummary, source: Path, finished: datetime) -> RunSummary:
+def record(run: Run, summary: RunSummary, loaded: Loaded, plan_: Plan, finished: datetime) -> RunSummary:
     """The run's row in `runs`, and the analyst views (sql/reports) refreshed with it."""
     con = run.con
     create_views(con)
@@ -428,16 +433,14 @@ def record_run(run: Run, summary: RunSummary, source: Path, finished: datetime) 
     ).fetchall()
     summary.held_by_code = dict(held)
     con.execute(
-        """
-        insert into runs
-        select ?, ?, ?, ?, 'success', ?, m.scope, ?, ?, ?, ?, ?, ?, ?, ?, m.watermark from _run_meta m
-        """,
+        "insert into runs values (?, ?, ?, ?, 'success', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             run.run_id,
             run.flow,
             run.started_at,
             finished,
-            str(source),
+            loaded.source,
+            plan_.scope_text,
             summary.invoices_considered,
             summary.invoices_ready,
             summary.invoices_held,
@@ -446,6 +449,7 @@ def record_run(run: Run, summary: RunSummary, source: Path, finished: datetime) 
             summary.exceptions_open,
             summary.batches_written,
             summary.invoices_batched,
+            plan_.new_watermark,
         ],
     )
     return summary

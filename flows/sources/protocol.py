@@ -79,6 +79,11 @@ class Source(Protocol):
         (a blank or null key is its own group)."""
         ...
 
+    def loose_invoices(self) -> pl.DataFrame:
+        """The invoices rows, as read, without a practice_id or invoice_id (blank or null): no chunk
+        takes them, and their problems are the whole source's. There are few."""
+        ...
+
     def loose_lines(self, invoices: pl.DataFrame) -> pl.DataFrame:
         """The invoice_lines rows, as read, that no invoice of `invoices` (practice_id, invoice_id: every
         invoice key of the source) can take: lines without a practice_id or invoice_id, and lines whose

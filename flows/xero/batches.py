@@ -1,6 +1,6 @@
 """The batch-writing step of a run: every ready invoice whose content was never sent, rendered by
 flows.xero.files into Xero JSON bodies and CSV files under the run's staging folder, and recorded in
-xero_batches, export_ledger and the batch_id of xero_invoices and xero_line_items.
+xero_batches and export_ledger (the batch_id that xero_invoices and xero_line_items show is read from it).
 
 Three threads share the work. The warehouse's owns the run's connection for the step: it streams each
 group's lines (sorted by invoice) and records the group's invoices in their batches as the invoice count
@@ -16,6 +16,8 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import duckdb
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 
@@ -119,8 +121,8 @@ class _Lines:
 
 
 class _Record:
-    """Records what was batched in export_ledger, the batch_id of xero_invoices and xero_line_items,
-    and xero_batches, on the run's connection (used by the warehouse thread only, during the step)."""
+    """Records what was batched in export_ledger and xero_batches, on the run's connection (used by the
+    warehouse thread only, during the step)."""
 
     def __init__(self, run: Run) -> None:
         self.run = run
@@ -163,17 +165,7 @@ class _Record:
 
     def sent(self, ledger: pl.DataFrame) -> None:
         """`ledger`: practice_id, invoice_id, digest, batch_id of invoices put in batches."""
-        import os
-
-        t = os.environ.get("TL_THREADS")
-        if t:
-            before = self.run.con.execute("select current_setting('threads')").fetchone()[0]
-            self.run.con.execute(f"set threads = {t}")
-        try:
-            self._in_transaction(self._sent, ledger)
-        finally:
-            if t:
-                self.run.con.execute(f"set threads = {before}")
+        self._in_transaction(self._sent, ledger)
 
     def _sent(self, ledger: pl.DataFrame) -> None:
         con = self.run.con
@@ -183,11 +175,6 @@ class _Record:
                 "insert into export_ledger select practice_id, invoice_id, digest, batch_id, ?, ? from _ledger",
                 [self.run.run_id, self.run.started_at],
             )
-            for table in ("xero_invoices", "xero_line_items"):
-                con.execute(
-                    f"""update {table} t set batch_id = l.batch_id from _ledger l
-                        where t.practice_id = l.practice_id and t.invoice_id = l.invoice_id"""
-                )
         finally:
             con.unregister("_ledger")
 
@@ -240,21 +227,28 @@ class _Record:
 
 
 def write_batches(
-    run: Run, only_scope: bool, max_invoices: int, max_bytes: int, chunk_lines: int = 2_000_000
+    run: Run, only: Path | None, max_invoices: int, max_bytes: int, chunk_lines: int = 2_000_000
 ) -> tuple[int, int, list[str]]:
-    """Batch every ready invoice whose content was never sent: those the run recomputed when
-    `only_scope` (a backfill), else every one in the warehouse (nightly: nothing pending is forgotten).
-    Practices go in groups of about `chunk_lines` lines (bounded memory)."""
+    """Batch every ready invoice whose content was never sent: those of `only` (a Parquet file of
+    practice_id, invoice_id: the invoices a backfill recomputed) when given, else every one in the
+    warehouse (nightly: nothing pending is forgotten). Practices go in groups of about `chunk_lines`
+    lines (bounded memory)."""
     con = run.con
-    in_scope = "and exists (select 1 from _partition p where p.practice_id = i.practice_id and p.invoice_id = i.invoice_id)"
-    pending = wh.query(
-        con,
-        f"""
-        select {", ".join(f"i.{c}" for c in HEAD_FIELDS)}, t.digest from xero_invoices i
-        join invoice_tracking t using (practice_id, invoice_id)
-        where t.invoice_state = 'ready' and i.batch_id is null {in_scope if only_scope else ""}
-        """,
-    ).sort(INVOICE)
+    if only is not None:
+        con.register("_only", wh.arrow(pl.read_parquet(only)))
+    try:
+        pending = wh.query(
+            con,
+            f"""
+            select {", ".join(f"i.{c}" for c in HEAD_FIELDS)}, t.digest from xero_invoices i
+            join invoice_tracking t using (practice_id, invoice_id)
+            {"semi join _only using (practice_id, invoice_id)" if only is not None else ""}
+            where t.invoice_state = 'ready' and i.batch_id is null
+            """,
+        ).sort(INVOICE)
+    finally:
+        if only is not None:
+            con.unregister("_only")
     if pending.is_empty():
         return 0, 0, []
     sequences = dict(

@@ -12,6 +12,7 @@ import pytest
 from flows.run.accounting import AccountingCheckFailed, check_accounting
 from tests.reliability.harness import run_source, settings, show_source
 from tests.reliability.practice import add_practice, empty_source, find_row, row, write_source
+from tests.warehouse_state import materialize_stored_tables
 
 
 def _source():
@@ -61,6 +62,7 @@ def con(built, tmp_path):
     copy = tmp_path / "warehouse.duckdb"
     shutil.copyfile(warehouse, copy)
     connection = duckdb.connect(str(copy))
+    materialize_stored_tables(connection)  # so that the tests can break them
     show_source(connection, source)
     yield connection
     connection.close()
@@ -257,3 +259,4 @@ def test_an_invoice_exported_late_with_an_old_updated_at_is_accounted_for_by_the
     outcome = run_source(write_source(source, tmp_path / "source"), tmp_path, flow="nightly")
     assert outcome.states[("n1", "i2")] == "ready"
     assert outcome.accounting is None
+

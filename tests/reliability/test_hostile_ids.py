@@ -74,7 +74,8 @@ def misplaced_files(work: Path, ids: list[str]) -> tuple[dict[str, str], list[st
     out, warehouse = (work / "out").resolve(), (work / "wh").resolve()
     for path in (p for p in work.rglob("*") if p.is_file()):
         resolved = path.resolve()
-        if not (resolved.is_relative_to(out) or resolved.parent == warehouse):
+        # only the warehouse, its lock and its parts (the tables kept as Parquet) live beside the output
+        if not (resolved.is_relative_to(out) or resolved.is_relative_to(warehouse)):
             wrong.append(f"{path} is outside the output folder")
     if set(folders) != set(ids):
         wrong.append(f"practices without batches: {sorted(set(ids) - set(folders))!r}")

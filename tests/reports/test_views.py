@@ -51,10 +51,14 @@ def test_report_views_are_the_expected_ones():
 
 
 def test_money_columns_stay_decimal(read_only):
+    # (raw_* show the source as read, as text, as the raw_ tables always have; xero_invoices and the other
+    # tables kept as Parquet parts are views now, so their columns are looked at too)
     money = read_only.execute(
         """select table_name, column_name, data_type from duckdb_columns()
            where table_name in (select view_name from duckdb_views() where not internal)
-             and (column_name like '%amount%' and column_name not like '%share%')"""
+             and not starts_with(table_name, 'raw_')
+             and (column_name like '%amount%' and column_name not like '%share%')
+             and column_name <> 'line_amount_types'  -- Xero's LineAmountTypes: Exclusive"""
     ).fetchall()
     assert money
     assert [m for m in money if not m[2].startswith("DECIMAL")] == []
