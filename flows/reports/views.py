@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from flows.run.publish import WarehouseLocked
+from flows.warehouse.lock import WarehouseLocked
 from flows.warehouse.migrations import SQL
 from flows.warehouse.store import STORED
 

@@ -18,11 +18,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from flows.run import faults, steps
-from flows.run.publish import WarehouseLocked, atomic_run
+from flows.run.publish import atomic_run
 from flows.run.state import RunSummary, Scope
 from flows.run.stops import Stopped, stop_sentence
 from flows.settings import Settings
 from flows.sources import source_for
+from flows.warehouse.lock import WarehouseLocked
 from flows.xero import batches
 
 TASK = {"cache_policy": NONE, "persist_result": False}
@@ -78,7 +79,9 @@ CHECK = Step(steps.check, "check every invoice is accounted for")
 RECORD = Step(_record_now, "record run")
 
 
-def run_pipeline(settings: Settings, scope: Scope, emit_batches: bool, *, as_tasks: bool = True) -> RunSummary:
+def run_pipeline(
+    settings: Settings, scope: Scope, emit_batches: bool, *, as_tasks: bool = True
+) -> RunSummary:
     """One atomic run: everything below commits together or not at all.
 
     `as_tasks=False` calls the same steps as plain functions (no Prefect API needed): for tests and the
@@ -107,7 +110,7 @@ def run_pipeline(settings: Settings, scope: Scope, emit_batches: bool, *, as_tas
             count, invoices, written = BATCHES(
                 as_tasks,
                 stages,
-                run,
+                batches.BatchRun(run.con, run.staging, run.run_id, run.started_at),
                 plan.keys if scope.flow != "nightly" else None,
                 settings.batch_max_invoices,
                 settings.batch_max_bytes,

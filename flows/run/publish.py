@@ -15,7 +15,6 @@ How:
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import uuid
@@ -27,29 +26,13 @@ from pathlib import Path
 
 import duckdb
 
+from flows.outputs import inside
 from flows.run import faults
+from flows.warehouse.lock import exclusive_lock
 from flows.warehouse.migrations import apply_migrations
 from flows.warehouse.store import Store, collect_garbage, store_folder
 
 STAGING = ".staging"
-
-
-class WarehouseLocked(Exception):
-    """Another run holds the warehouse."""
-
-
-class PathOutsideOutput(RuntimeError):
-    """A file would land outside the run's staging or output folder: a bug, so the run stops and
-    publishes nothing."""
-
-
-def inside(root: Path, path: Path) -> Path:
-    """`path`, resolved, if it lies inside `root` (resolved); else PathOutsideOutput. Every file a run
-    writes or publishes goes through this, so no id or name can place a file elsewhere."""
-    resolved, base = path.resolve(), root.resolve()
-    if resolved == base or not resolved.is_relative_to(base):
-        raise PathOutsideOutput(f"a file would be written outside {root}: {path!r}")
-    return resolved
 
 
 @dataclass
@@ -68,30 +51,6 @@ class Run:
 
 def new_run_id(now: datetime) -> str:
     return now.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
-
-
-@contextmanager
-def exclusive_lock(lock_path: Path) -> Iterator[None]:
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another run"
-            raise WarehouseLocked(
-                f"{lock_path.with_suffix('')}: locked by {holder}; wait for it to finish and try again"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"run in process {os.getpid()}")
-        handle.flush()
-        try:
-            yield
-        finally:
-            handle.seek(0)
-            handle.truncate()
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _fsync_dir(folder: Path) -> None:

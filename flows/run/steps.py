@@ -31,7 +31,7 @@ from flows.run.publish import Run
 from flows.run.state import ChunkPlan, ChunkResult, Loaded, Plan, RunSummary, Scope
 from flows.sources.protocol import REFERENCE_TABLES, Source
 from flows.warehouse import writes as wh
-from flows.warehouse.store import Store, part_name, write_part_file
+from flows.warehouse.store import part_name, write_part_file
 from transforms import hold_reasons as holds
 from transforms.input_models import INPUT_MODELS
 from transforms.parse_sources import ROW, TABLES, parse_table
@@ -336,7 +336,8 @@ def _write_results(chunk: ChunkPlan, run_id: str, result: Resolution, invoices: 
     write_part_file(folder / "xero_invoices.parquet", result.xero_invoices)
     write_part_file(folder / "xero_line_items.parquet", result.xero_line_items)
     write_part_file(
-        folder / "exceptions.parquet", result.exceptions.with_columns(pl.col("code", "severity").cast(pl.Utf8))
+        folder / "exceptions.parquet",
+        result.exceptions.with_columns(pl.col("code", "severity").cast(pl.Utf8)),
     )
 
 

@@ -23,9 +23,10 @@ def _flat(text: str) -> str:
 
 def stop_sentence(problem: BaseException) -> str | None:
     """The one line for a problem that stops a run, or None when it is not one (a bug to report whole)."""
+    from flows.outputs import PathOutsideOutput
     from flows.run.accounting import AccountingCheckFailed
-    from flows.run.publish import PathOutsideOutput, WarehouseLocked
     from flows.sources.files import SourceError
+    from flows.warehouse.lock import WarehouseLocked
     from flows.xero.files import XeroBodyInvalid
     from transforms.schemas import OutputCheckFailed
 

@@ -150,7 +150,9 @@ class Store:
 
     def live_files(self, table: str) -> list[tuple[str, str]]:
         """(part, absolute file) of the parts the index points at that hold `table`."""
-        parts = [r[0] for r in self.con.execute("select distinct part from store_index order by 1").fetchall()]
+        parts = [
+            r[0] for r in self.con.execute("select distinct part from store_index order by 1").fetchall()
+        ]
         found = []
         for name in parts:
             path = self.part(name).path(table)

@@ -14,14 +14,14 @@ from __future__ import annotations
 import queue
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-
-import duckdb
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import polars as pl
 
-from flows.run.publish import Run
 from flows.warehouse import writes as wh
 from flows.xero.files import (
     Written,
@@ -89,6 +89,17 @@ def _spans(heads: pl.DataFrame, size: int) -> list[tuple[int, int]]:
     return spans
 
 
+@dataclass(frozen=True)
+class BatchRun:
+    """What the batch step needs of its run: the run's warehouse connection, the folder its files are
+    staged in (published when the run commits), and the run's id and start, recorded with each batch."""
+
+    con: duckdb.DuckDBPyConnection
+    staging: Path
+    run_id: str
+    started_at: datetime
+
+
 _END = object()
 
 
@@ -124,7 +135,7 @@ class _Record:
     """Records what was batched in export_ledger and xero_batches, on the run's connection (used by the
     warehouse thread only, during the step)."""
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: BatchRun) -> None:
         self.run = run
         self.fields = ", ".join(f"x.{c}" for c in LINE_FIELDS)
 
@@ -227,7 +238,7 @@ class _Record:
 
 
 def write_batches(
-    run: Run, only: Path | None, max_invoices: int, max_bytes: int, chunk_lines: int = 2_000_000
+    run: BatchRun, only: Path | None, max_invoices: int, max_bytes: int, chunk_lines: int = 2_000_000
 ) -> tuple[int, int, list[str]]:
     """Batch every ready invoice whose content was never sent: those of `only` (a Parquet file of
     practice_id, invoice_id: the invoices a backfill recomputed) when given, else every one in the

@@ -30,7 +30,7 @@ import orjson
 import polars as pl
 import pyarrow as pa
 
-from flows.run.publish import inside
+from flows.outputs import inside
 
 # Xero's own schema of a POST /Invoices body (../shared/xero/invoices.schema.json), package data of flows.
 SCHEMA_PATH = resources.files("flows.xero") / "invoices.schema.json"

@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from flows.run.publish import PathOutsideOutput, inside
+from flows.outputs import PathOutsideOutput, inside
 from flows.xero.files import XeroBodyInvalid, check_body
 from tests.source_builder import SourceBuilder
 

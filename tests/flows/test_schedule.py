@@ -38,8 +38,8 @@ def test_prefect_yaml_declares_the_same_deployment():
 
 def test_locked_warehouse_is_retried_but_bad_data_is_not(tmp_path, monkeypatch):
     from flows.run import pipeline
-    from flows.run.publish import WarehouseLocked
     from flows.sources.files import SourceError
+    from flows.warehouse.lock import WarehouseLocked
 
     calls = []
 

@@ -259,4 +259,3 @@ def test_an_invoice_exported_late_with_an_old_updated_at_is_accounted_for_by_the
     outcome = run_source(write_source(source, tmp_path / "source"), tmp_path, flow="nightly")
     assert outcome.states[("n1", "i2")] == "ready"
     assert outcome.accounting is None
-

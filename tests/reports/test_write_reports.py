@@ -15,7 +15,7 @@ import pytest
 
 from flows.reports.html import HTML_NAME, write_reports
 from flows.reports.views import view_names
-from flows.run.publish import WarehouseLocked
+from flows.warehouse.lock import WarehouseLocked
 from tests.reports.conftest import run_into
 from tests.reports.report_source import TRICKY_PARTNER
 from tests.source_builder import SourceBuilder
