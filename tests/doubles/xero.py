@@ -125,7 +125,8 @@ Time
 
 Faults on cue, consumed in the order given, each applying to the next requests it matches (`path_contains` a
 substring of path and query, `tenant_id` the `xero-tenant-id` header): `fail_next` answers a status without doing
-the work (500 as Xero's internal error, remembered under an idempotency key; other statuses as a gateway would);
+the work (500 as Xero's internal error `{"ErrorNumber": 500, "Type": "UnknownErrorException", ...}` [assumed],
+remembered under an idempotency key; other statuses as a gateway in front of the API would, in plain text);
 `drop_after_commit` does the work and remembers the answer, then closes the socket without a byte, so the client
 sees a broken connection; `slow` holds the request, in flight, for some real seconds before doing the work (or,
 with `after_work`, between the work and the answer); `reject_tokens_next` answers 401 TokenExpired to valid
@@ -214,7 +215,6 @@ EDITABLE_AFTER_ALLOCATION = frozenset({"sent_to_contact", "due_date"})
 
 CENTS = Decimal("0.01")
 FOUR_PLACES = Decimal("0.0001")
-RATE_PLACES = Decimal("0.000001")
 ZERO = Decimal(0)
 
 
@@ -668,13 +668,33 @@ class Remembered:
 
 @dataclass
 class Fault:
-    kind: str  # "fail", "drop" or "slow"
+    kind: str  # "fail", "drop", "slow", or "none" for a call that meets no fault
     remaining: int
     status: int = 503
     seconds: float = 0.0
     after_work: bool = False
     path_contains: str | None = None
     tenant_id: str | None = None
+
+    @property
+    def gateway_reply(self) -> Reply | None:
+        """What a gateway in front of the API answers instead of the API (every failure but a 500)."""
+        if self.kind == "fail" and self.status != 500:
+            return text_reply(self.status, HTTPStatus(self.status).phrase)
+        return None
+
+    @property
+    def fails_inside(self) -> bool:
+        """A 500 is Xero's own internal error: it happens where the work would, under the idempotency key."""
+        return self.kind == "fail" and self.status == 500
+
+    @property
+    def drops(self) -> bool:
+        return self.kind == "drop"
+
+    @property
+    def delay_before_work(self) -> float:
+        return self.seconds if self.kind == "slow" and not self.after_work else 0.0
 
     @property
     def delay_after_work(self) -> float:
@@ -1124,8 +1144,12 @@ def invoice_document(org: Organisation, invoice: Invoice, unitdp: int, with_line
     return document
 
 
-def category_document(category: TrackingCategory, include_archived: bool) -> dict:
-    shown = ("ACTIVE", "ARCHIVED") if include_archived else ("ACTIVE",)
+def shown_statuses(include_archived: bool) -> tuple[str, ...]:
+    """What GET /TrackingCategories shows: ACTIVE categories and options, ARCHIVED too when asked, never DELETED."""
+    return ("ACTIVE", "ARCHIVED") if include_archived else ("ACTIVE",)
+
+
+def category_document(category: TrackingCategory, shown: tuple[str, ...]) -> dict:
     return {
         "Name": category.name,
         "Status": category.status,
@@ -1160,9 +1184,8 @@ def tax_rate_document(tax_rate: TaxRate) -> dict:
 
 def listed(value: str | None) -> list[str]:
     """A comma-separated query value, quotes and spaces around each item removed."""
-    if not value:
-        return []
-    return [item.strip().strip('"').strip() for item in value.split(",") if item.strip().strip('"').strip()]
+    items = (item.strip().strip('"').strip() for item in (value or "").split(","))
+    return [item for item in items if item]
 
 
 # --- The double ------------------------------------------------------------------------------------------------
@@ -1451,15 +1474,15 @@ class XeroDouble:
         with self._lock:
             self._tokens_to_reject += count
 
-    def _take_fault(self, call: Call) -> Fault | None:
+    def _fault_met(self, call: Call) -> Fault:
+        """The first fault still waiting that this call matches, used up by one; held here if it is slow."""
         with self._lock:
-            for fault in self._faults:
-                if fault.matches(call):
-                    fault.remaining -= 1
-                    if fault.remaining <= 0:
-                        self._faults.remove(fault)
-                    return fault
-            return None
+            fault = next((f for f in self._faults if f.matches(call)), Fault("none", 0))
+            fault.remaining -= 1
+            if fault.remaining == 0:
+                self._faults.remove(fault)
+        time.sleep(fault.delay_before_work)
+        return fault
 
     # Inspection
 
@@ -1511,22 +1534,12 @@ class XeroDouble:
         entry.status, entry.dropped = answer.reply.status, answer.drop
         return answer
 
-    def _faulted(self, call: Call) -> tuple[Fault | None, Reply | None]:
-        """The fault this call meets, and the answer a gateway fault gives instead of the API."""
-        fault = self._take_fault(call)
-        if fault is not None and fault.kind == "slow" and not fault.after_work:
-            time.sleep(fault.seconds)
-        if fault is not None and fault.kind == "fail" and fault.status != 500:
-            return fault, text_reply(fault.status, HTTPStatus(fault.status).phrase)
-        return fault, None
-
     def _answer_token_call(self, call: Call) -> Answer:
-        fault, gateway = self._faulted(call)
-        if gateway is not None:
-            return Answer(gateway)
-        reply = internal_error() if fault is not None and fault.kind == "fail" else self._token(call)
-        delay = fault.delay_after_work if fault is not None else 0.0
-        return Answer(reply, drop=fault is not None and fault.kind == "drop", delay=delay)
+        fault = self._fault_met(call)
+        if fault.gateway_reply is not None:
+            return Answer(fault.gateway_reply)
+        reply = internal_error() if fault.fails_inside else self._token(call)
+        return Answer(reply, drop=fault.drops, delay=fault.delay_after_work)
 
     def _answer_api_call(self, call: Call, entry: LoggedRequest) -> Answer:
         app, refusal = self._authenticated(call)
@@ -1556,24 +1569,20 @@ class XeroDouble:
                 org.in_flight -= 1
 
         try:
-            fault, gateway = self._faulted(call)
-            if gateway is not None:
-                reply = gateway
+            fault = self._fault_met(call)
+            if fault.gateway_reply is not None:
+                reply = fault.gateway_reply
             elif not call.accepts_json():
                 reply = text_reply(406, "The double answers JSON only: send Accept: application/json")
+            elif fault.fails_inside:
+                reply = self._remembering(call, app, org, entry, internal_error)
             else:
-                work = (
-                    internal_error
-                    if fault is not None and fault.kind == "fail"
-                    else lambda: self._route(call, org)
-                )
-                reply = self._remembering(call, app, org, entry, work)
+                reply = self._remembering(call, app, org, entry, lambda: self._route(call, org))
         except BaseException:
             release()
             raise
         reply.headers.update(remaining)
-        delay = fault.delay_after_work if fault is not None else 0.0
-        return Answer(reply, drop=fault is not None and fault.kind == "drop", delay=delay, release=release)
+        return Answer(reply, drop=fault.drops, delay=fault.delay_after_work, release=release)
 
     # Identity
 
@@ -1590,7 +1599,9 @@ class XeroDouble:
                 return oauth_error("invalid_client")
         with self._lock:
             app = self._apps.get(client_id or "")
-            if app is None or not secrets.compare_digest(app.client_secret, client_secret or ""):
+            if app is None or not secrets.compare_digest(
+                app.client_secret.encode(), (client_secret or "").encode()
+            ):
                 return oauth_error("invalid_client")
             grant = form.get("grant_type")
             if grant not in GRANTS:
@@ -1759,13 +1770,10 @@ class XeroDouble:
         )
 
     def _tracking_categories(self, call: Call, org: Organisation) -> Reply:
-        include_archived = call.flag("includeArchived", False)
-        shown = ("ACTIVE", "ARCHIVED") if include_archived else ("ACTIVE",)
+        shown = shown_statuses(call.flag("includeArchived", False))
         with self._lock:
             categories = sorted((c for c in org.categories if c.status in shown), key=lambda c: c.name)
-            return self._envelope(
-                TrackingCategories=[category_document(c, include_archived) for c in categories]
-            )
+            return self._envelope(TrackingCategories=[category_document(c, shown) for c in categories])
 
     def _in_update_order(self, org: Organisation) -> list[Invoice]:
         return sorted(org.invoices.values(), key=lambda i: (i.updated_at, i.sequence))
