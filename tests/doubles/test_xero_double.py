@@ -221,7 +221,7 @@ def test_a_refresh_token_works_once_and_rotates():
         again = refresh(double, "r1")
         rotated = refresh(double, first.json()["refresh_token"])
 
-    assert first.status_code == 200
+    assert first.status_code == 200 and "offline_access" in first.json()["scope"]
     assert first.json()["refresh_token"] not in ("r1", None) and first.json()["expires_in"] == 1800
     assert (again.status_code, again.json()) == (400, {"error": "invalid_grant"})
     assert rotated.status_code == 200 and rotated.json()["refresh_token"] != first.json()["refresh_token"]
@@ -510,6 +510,14 @@ def test_an_invoice_dated_in_a_locked_period_cannot_be_created(xero, api):
     ]
 
 
+def test_inclusive_line_amounts_carry_their_tax_inside(api):
+    (saved,) = pushed(
+        api, invoice(LineAmountTypes="Inclusive", LineItems=[line(UnitAmount=115, LineAmount=115)])
+    )
+
+    assert (saved["SubTotal"], saved["TotalTax"], saved["Total"]) == (100, 15, 115)
+
+
 # Reading invoices
 
 
@@ -552,6 +560,12 @@ def test_get_invoices_filters_by_status(api, xero):
     found = api.get("/Invoices?Statuses=DRAFT").json()["Invoices"]
 
     assert [i["InvoiceNumber"] for i in found] == ["INV-2"]
+
+
+def test_where_filters_are_refused_rather_than_ignored(api):
+    response = api.get("/Invoices", params={"where": 'Status=="DRAFT"'})
+
+    assert response.status_code == 400
 
 
 def test_get_one_invoice_by_id_has_its_lines_and_an_unknown_one_is_404(api):
@@ -606,6 +620,24 @@ def test_post_invoices_with_an_existing_number_updates_that_invoice(xero, api):
     assert response.json()["Invoices"][0]["StatusAttributeString"] == "OK"
     assert xero.count_created(TENANT, "INV-1") == 1
     assert xero.invoices(TENANT)[0]["Reference"] == "Second go"
+
+
+def test_an_authorised_invoice_cannot_go_back_to_draft(api):
+    (saved,) = pushed(api, invoice())
+
+    (refused,) = exact(
+        api.post(PUSH, json={"Invoices": [{"InvoiceID": saved["InvoiceID"], "Status": "DRAFT"}]})
+    )["Invoices"]
+
+    assert messages(refused) == [STATUS_NOT_VALID_FOR_MODIFICATION]
+
+
+def test_post_with_an_unknown_invoice_id_is_refused_per_invoice(api):
+    response = api.post(PUSH, json={"Invoices": [invoice(InvoiceID=str(uuid.uuid4()))]})
+
+    assert messages(exact(response)["Invoices"][0]) == [
+        "The Invoice with the specified InvoiceID could not be found"
+    ]
 
 
 def refusal(response: httpx.Response) -> list[str]:

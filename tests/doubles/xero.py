@@ -381,6 +381,11 @@ def validation_exception(elements: list[dict]) -> Reply:
     )
 
 
+def request_refused(message: str) -> Reply:
+    """A whole request refused for one reason, in the ValidationException shape."""
+    return validation_exception([{"ValidationErrors": [{"Message": message}]}])
+
+
 def post_data_invalid(message: str) -> Reply:
     return json_reply(400, {"ErrorNumber": 14, "Type": "PostDataInvalidException", "Message": message})
 
@@ -748,6 +753,10 @@ class Call:
     def flag(self, name: str, default: bool) -> bool:
         value = self.param(name)
         return default if value is None else value.strip().lower() == "true"
+
+    def unitdp(self) -> int:
+        """4 places for unit amounts only when asked with `unitdp=4`, else Xero's 2."""
+        return 4 if self.param("unitdp") == "4" else 2
 
     def accepts_json(self) -> bool:
         return "application/json" in (self.header("Accept") or "").lower()
@@ -1780,15 +1789,15 @@ class XeroDouble:
 
     def _list_invoices(self, call: Call, org: Organisation) -> Reply:
         if call.param("where") is not None:
-            return validation_exception(
-                [{"ValidationErrors": [{"Message": "The double does not implement where"}]}]
+            return request_refused(
+                "The double does not implement where: filter with IDs, InvoiceNumbers, Statuses"
             )
         ids = {i.lower() for i in listed(call.param("IDs"))}
         numbers = {number_key(n) for n in listed(call.param("InvoiceNumbers"))}
         statuses = {s.upper() for s in listed(call.param("Statuses"))}
         contact_ids = {c.lower() for c in listed(call.param("ContactIDs"))}
         since = self._modified_since(call)
-        unitdp = 4 if call.param("unitdp") == "4" else 2
+        unitdp = call.unitdp()
         page_text = call.param("page")
         with self._lock:
             chosen = [
@@ -1839,7 +1848,7 @@ class XeroDouble:
         return org.invoice_numbered(identifier)
 
     def _one_invoice(self, call: Call, org: Organisation, identifier: str) -> Reply:
-        unitdp = 4 if call.param("unitdp") == "4" else 2
+        unitdp = call.unitdp()
         with self._lock:
             invoice = self._invoice_by_path(org, identifier)
             if invoice is None:
@@ -1853,15 +1862,7 @@ class XeroDouble:
                 "The request body could not be read: send JSON with Content-Type: application/json"
             )
         if len(call.body) > self.limits.body_bytes:
-            return validation_exception(
-                [
-                    {
-                        "ValidationErrors": [
-                            {"Message": f"The request is over the {self.limits.body_bytes:,} byte limit"}
-                        ]
-                    }
-                ]
-            )
+            return request_refused(f"The request is over the {self.limits.body_bytes:,} byte limit")
         try:
             body = json.loads(call.body, parse_float=Decimal)
         except (UnicodeDecodeError, ValueError) as exc:
@@ -1875,8 +1876,9 @@ class XeroDouble:
         if not isinstance(invoices, list):
             return post_data_invalid("JSON request body could not be read, Error: no Invoices in the body")
         if len(invoices) > self.limits.invoices_per_request:
-            message = f"No more than {self.limits.invoices_per_request} invoices can be sent in one request"
-            return validation_exception([{"ValidationErrors": [{"Message": message}]}])
+            return request_refused(
+                f"No more than {self.limits.invoices_per_request} invoices can be sent in one request"
+            )
         return invoices
 
     def _save_invoices(self, call: Call, org: Organisation, *, creating_only: bool) -> Reply:
@@ -1884,7 +1886,7 @@ class XeroDouble:
         if isinstance(payloads, Reply):
             return payloads
         summarize = call.flag("summarizeErrors", True)
-        unitdp = 4 if call.param("unitdp") == "4" else 2
+        unitdp = call.unitdp()
         with self._lock:
             try:
                 drafts = self._drafts(org, payloads, unitdp, creating_only)
@@ -1938,7 +1940,7 @@ class XeroDouble:
         payloads = self._read_invoices_body(call)
         if isinstance(payloads, Reply):
             return payloads
-        unitdp = 4 if call.param("unitdp") == "4" else 2
+        unitdp = call.unitdp()
         with self._lock:
             before = self._invoice_by_path(org, identifier)
             if before is None:
