@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import signal
 import ssl
 import subprocess
@@ -63,9 +62,9 @@ def seeded(**options):
         yield double
 
 
-def token(double: XeroDouble, client_id: str = CLIENT_ID, client_secret: str = CLIENT_SECRET) -> str:
+def token(double: XeroDouble) -> str:
     response = post(
-        double.token_url, data={"grant_type": "client_credentials"}, auth=(client_id, client_secret)
+        double.token_url, data={"grant_type": "client_credentials"}, auth=(CLIENT_ID, CLIENT_SECRET)
     )
     response.raise_for_status()
     return response.json()["access_token"]
@@ -146,13 +145,8 @@ def messages(document: dict) -> list[str]:
     return [error["Message"] for error in document.get("ValidationErrors", [])]
 
 
-def pushed(client: httpx.Client, *invoices: dict) -> list[dict]:
-    response = push(client, *invoices)
-    assert response.status_code == 200, response.text
-    return exact(response)["Invoices"]
-
-
-def pushed_to(client: httpx.Client, path: str, *invoices: dict) -> list[dict]:
+def pushed(client: httpx.Client, *invoices: dict, path: str = PUSH) -> list[dict]:
+    """The invoices echoed by a push that Xero answered with 200."""
     response = push(client, *invoices, path=path)
     assert response.status_code == 200, response.text
     return exact(response)["Invoices"]
@@ -409,7 +403,7 @@ def test_an_authorised_invoice_without_due_date_is_refused(api):
 def test_without_unitdp_unit_amounts_are_rounded_to_two_places(xero, api):
     twelve = line(UnitAmount=12.345, LineAmount=None)
 
-    (saved,) = pushed_to(api, "/Invoices?summarizeErrors=false", invoice(LineItems=[twelve]))
+    (saved,) = pushed(api, invoice(LineItems=[twelve]), path="/Invoices?summarizeErrors=false")
 
     assert (saved["LineItems"][0]["UnitAmount"], saved["LineItems"][0]["LineAmount"]) == (
         Decimal("12.35"),
@@ -420,8 +414,8 @@ def test_without_unitdp_unit_amounts_are_rounded_to_two_places(xero, api):
 def test_without_unitdp_a_four_place_unit_amount_no_longer_matches_its_line_amount(xero, api):
     four_places = line(Quantity=8, UnitAmount=0.125, LineAmount=1.00)
 
-    (refused,) = pushed_to(api, "/Invoices?summarizeErrors=false", invoice(LineItems=[four_places]))
-    (saved,) = pushed_to(api, PUSH, invoice(LineItems=[four_places]))
+    (refused,) = pushed(api, invoice(LineItems=[four_places]), path="/Invoices?summarizeErrors=false")
+    (saved,) = pushed(api, invoice(LineItems=[four_places]))
 
     assert messages(refused) == ["The line total 1.00 does not match the expected line total 1.04"]
     assert saved["LineItems"][0]["UnitAmount"] == 0.125 and saved["LineItems"][0]["LineAmount"] == 1
@@ -946,7 +940,7 @@ def test_the_cli_serves_organisations_from_a_json_file(tmp_path):
     orgs = tmp_path / "orgs.json"
     orgs.write_text(json.dumps(seed))
     command = [sys.executable, "-m", "tests.doubles.xero", "--port", "0", "--orgs", str(orgs), "--speed", "2"]
-    server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True, env=os.environ | {})
+    server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:
         urls = dict(server.stdout.readline().split() for _ in range(2))
         access = post(
