@@ -30,9 +30,10 @@ Every API call
 - needs `xero-tenant-id` naming an organisation the token's app is connected to, else 403 with
   `"Detail": "AuthenticationUnsuccessful"` [docs: OAuth troubleshooting; issue]. Tokens of an app reach every
   organisation that app is connected to [assumed: real tokens are per user and app].
-- is answered in JSON only when the request accepts `application/json`: Xero answers XML otherwise [docs:
-  requests and responses]. The double speaks no XML, so it answers 406 Not Acceptable with a one-line reason,
-  which catches a client that forgot the header as surely as Xero's XML would [assumed].
+- is answered in JSON only when the request accepts `application/json`: Xero answers XML otherwise [assumed from
+  Xero's "requests and responses" page, which the stored copies searched do not hold]. The double speaks no XML,
+  so it answers 406 Not Acceptable with a one-line reason, which catches a client that forgot the header as
+  surely as Xero's XML would [assumed].
 - unknown paths or methods: 404 with the text `The resource you're looking for cannot be found` [issue: pyxero's
   test "verified response from the live API"; xero-python].
 
@@ -49,8 +50,8 @@ Rate limits, per organisation and app [docs: API limits, FAQ]
 - `peak_in_flight` counts what the client attempted, the refused call included.
 
 Idempotency [docs: idempotent requests, as quoted by two independent integration notes]
-- `Idempotency-Key` on POST and PUT (ignored on GET), at most 128 characters, else 400. Keys are per app and
-  organisation. A repeated key within 6 minutes of the first call returns the stored answer, without doing the
+- `Idempotency-Key` on POST and PUT (ignored on GET), at most 128 characters [yaml], else 400. Keys are per app,
+  and here per organisation too [assumed]. A repeated key within 6 minutes of the first call returns the stored answer, without doing the
   work again; it still counts against the rate limits. The same key with a different method, path or body is
   refused: 400 `Idempotency Key <key> is used with a different request.` Errors Xero produces are remembered
   too: a 400 or a 500 comes back again for 6 minutes. A 429, 401 or 403 happens before the key is looked at,
@@ -92,11 +93,11 @@ Invoices
   Xero]. Half-way rounds away from zero [assumed]. With `Quantity`, `UnitAmount` and `LineAmount` all given,
   `LineAmount` must equal `Quantity x UnitAmount` (less any `DiscountRate` or `DiscountAmount`) rounded to 2
   places, else `The line total 1.00 does not match the expected line total 1.04` [issue: Xero-NetStandard#147,
-  #412]; a missing one of the three is calculated [yaml]. So a client that forgets `unitdp=4` is refused on
+  #412; which number comes first is assumed]; a missing one of the three is calculated [yaml]. So a client that forgets `unitdp=4` is refused on
   any line whose unit price has more than 2 places. Tax is per line, rounded to 2 places [docs: rounding].
 - Tracking [yaml; shared/xero/README.md]: an entry whose category or option is unknown or not ACTIVE is dropped
   silently and the invoice accepted; of two options of one category the last is kept; an organisation has at most
-  2 active categories [docs], so a line keeps at most 2. Names match exactly, or by `TrackingCategoryID` /
+  2 active categories and 4 in all [Xero community answer; integration notes], so a line keeps at most 2. Names match exactly, or by `TrackingCategoryID` /
   `TrackingOptionID` [assumed].
 - Updates patch: fields left out keep their values; a line with a known `LineItemID` keeps its id and the values
   it does not restate, a line without one is new, a stored line left out is deleted [docs, as quoted;
@@ -1338,13 +1339,18 @@ class XeroDouble:
     def add_tracking_category(
         self, tenant_id: str, name: str, options: dict[str, str] | list[str], status: str = "ACTIVE"
     ) -> str:
-        """A tracking category with its options (name to ACTIVE/ARCHIVED, or names all ACTIVE); its id."""
+        """A tracking category with its options (name to ACTIVE/ARCHIVED, or names all ACTIVE); its id. Xero
+        allows 2 ACTIVE categories and 4 in all."""
         with self._lock:
             org = self._organisation(tenant_id)
             if any(c.name == name for c in org.categories):
                 raise ValueError(f"organisation {tenant_id} already has a tracking category {name!r}")
             if status == "ACTIVE" and sum(c.status == "ACTIVE" for c in org.categories) >= 2:
                 raise ValueError("Xero allows at most 2 active tracking categories per organisation")
+            if len(org.categories) >= 4:
+                raise ValueError(
+                    "Xero allows at most 4 tracking categories per organisation, archived ones included"
+                )
             statuses = dict.fromkeys(options, "ACTIVE") if isinstance(options, list) else dict(options)
             category = TrackingCategory(
                 new_guid(), name, status, [TrackingOption(new_guid(), o, s) for o, s in statuses.items()]
