@@ -79,6 +79,11 @@ class Source(Protocol):
         (a blank or null key is its own group)."""
         ...
 
+    def loose_invoices(self) -> pl.DataFrame:
+        """The invoices rows, as read, without a practice_id or invoice_id (blank or null): no chunk
+        takes them, and their problems are the whole source's. There are few."""
+        ...
+
     def loose_lines(self, invoices: pl.DataFrame) -> pl.DataFrame:
         """The invoice_lines rows, as read, that no invoice of `invoices` (practice_id, invoice_id: every
         invoice key of the source) can take: lines without a practice_id or invoice_id, and lines whose
@@ -88,5 +93,8 @@ class Source(Protocol):
     def stage(self, assignment: pl.DataFrame, folder: Path) -> list[StagedChunk]:
         """Write each chunk's rows under `folder`: `assignment` is (practice_id, invoice_id, chunk), one row
         per invoice key the run recomputes; every invoices row with such a key and every invoice_lines row
-        naming it goes to that chunk's files, as read. One pass over the source, bounded memory."""
+        naming it goes to that chunk's files, as read (in no particular order: `_row` says where each row
+        was). A row whose practice_id or invoice_id is blank or null is never staged: it is loose
+        (`loose_invoices`, `loose_lines`). Every chunk named by `assignment` gets both files, empty or not.
+        One pass over the source, bounded memory."""
         ...
