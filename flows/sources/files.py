@@ -85,26 +85,23 @@ class OpenedTable:
     `parquet` is the source's own Parquet file, or a CSV file's conversion under the scratch folder;
     `columns` maps each contract column to its name there (a Parquet file's own, padding and all; a
     conversion's are the contract names). A conversion carries `_row`; a Parquet file's `_row` is the
-    reader's row index."""
+    reader's row index, under `row_index` (`_row`, unless the file has a column of that name)."""
 
     table: str
     path: Path  # the file of the source folder, as messages and details name it
     parquet: Path
     columns: dict[str, str]
     converted: bool
+    row_index: str = ROW
 
     def scan(self) -> pl.LazyFrame:
         """The rows as read: `_row`, then the contract columns under their names, in contract order."""
         if self.converted:
             return pl.scan_parquet(self.parquet).select(ROW, *self.columns)
-        index = _unused_name(ROW, pl.scan_parquet(self.parquet).collect_schema().names())
-        return pl.scan_parquet(self.parquet, row_index_name=index, row_index_offset=1).select(
-            pl.col(index).cast(pl.Int64).alias(ROW),
+        return pl.scan_parquet(self.parquet, row_index_name=self.row_index, row_index_offset=1).select(
+            pl.col(self.row_index).cast(pl.Int64).alias(ROW),
             *(pl.col(column).alias(name) for name, column in self.columns.items()),
         )
-
-    def schema(self) -> pl.Schema:
-        return self.scan().collect_schema()
 
     def unreadable(self, err: BaseException) -> SourceError:
         """The stop for a file that fails while its rows are read (after `open` found it sound)."""
@@ -165,7 +162,7 @@ def _open_parquet(path: Path) -> OpenedTable:
         raise SourceError(f"{path}: a column cannot be read as text ({_first_line(err)})") from None
     names = list(schema)
     columns = _contract_columns(path, [n.strip() for n in names], names)
-    return OpenedTable(path.stem, path, path, columns, converted=False)
+    return OpenedTable(path.stem, path, path, columns, converted=False, row_index=_unused_name(ROW, names))
 
 
 # CSV: converted once, in pieces --------------------------------------------------------------------------
@@ -199,8 +196,8 @@ def _check_csv_bytes(path: Path) -> _CsvBytes:
                     "save the file as UTF-8"
                 ) from None
             lines += data.count(b"\n", 0, used)
-            newline = newline or b"\n" in data[:used]
-            carriage = carriage or b"\r" in data[:used]
+            newline = newline or data.find(b"\n", 0, used) >= 0
+            carriage = carriage or data.find(b"\r", 0, used) >= 0
             content = content or (bool(text) and not text.isspace())
             offset, pending = offset + used, data[used:]
             if final:
@@ -267,6 +264,17 @@ def _convert_csv(path: Path, scratch: Path) -> OpenedTable:
     found = _check_csv_bytes(path)
     scratch.mkdir(parents=True, exist_ok=True)
     readable = _with_newlines(path, scratch / f"{path.stem}.lf.csv") if found.cr_only else path
+    try:
+        converted = _csv_to_parquet(path, readable, scratch / f"{path.stem}.parquet")
+    finally:
+        if readable != path:
+            readable.unlink(missing_ok=True)
+    return OpenedTable(path.stem, path, converted, {c: c for c in TABLES[path.stem]}, converted=True)
+
+
+def _csv_to_parquet(path: Path, readable: Path, converted: Path) -> Path:
+    """Polars' streaming CSV reader, every field as text, from `readable` (the file, or its LF copy) into
+    `converted`; a header that lacks a contract column stops before any row is read."""
     names = _header(path, _header_text(readable))
 
     def refused(err: BaseException) -> SourceError:
@@ -280,7 +288,6 @@ def _convert_csv(path: Path, scratch: Path) -> OpenedTable:
     stripped = names if len(names) == len(columns) else [c.strip() for c in columns]
     chosen = _contract_columns(path, stripped, columns)
     index = _unused_name(ROW, columns)
-    converted = scratch / f"{path.stem}.parquet"
     try:
         pl.scan_csv(readable, infer_schema=False, row_index_name=index, row_index_offset=1).select(
             pl.col(index).cast(pl.Int64).alias(ROW),
@@ -288,10 +295,7 @@ def _convert_csv(path: Path, scratch: Path) -> OpenedTable:
         ).sink_parquet(converted)
     except (pl.exceptions.PolarsError, pl.exceptions.PanicException) as err:
         raise refused(err) from None
-    finally:
-        if readable != path:
-            readable.unlink(missing_ok=True)
-    return OpenedTable(path.stem, path, converted, {c: c for c in chosen}, converted=True)
+    return converted
 
 
 # The source ----------------------------------------------------------------------------------------------
@@ -362,10 +366,8 @@ class FileSource:
         def read(opened: OpenedTable) -> pl.DataFrame:
             keys = opened.scan().select(INVOICE_KEY_COLUMNS)
             if changed_since is not None:
-                dtypes = keys.collect_schema()
-                before = updated_before(dtypes["updated_at"], changed_since)
-                keyless = pl.any_horizontal(_blank(k, dtypes[k]) for k in INVOICE)
-                keys = keys.filter(~before | keyless)
+                schema = keys.collect_schema()
+                keys = keys.filter(~updated_before(schema["updated_at"], changed_since) | keyless(schema))
             return keys.collect(engine="streaming")
 
         return self._read("invoices", read)
@@ -386,16 +388,15 @@ class FileSource:
 
         def read(opened: OpenedTable) -> pl.DataFrame:
             rows = opened.scan()
-            dtypes = rows.collect_schema()
-            keyless = pl.any_horizontal(_blank(k, dtypes[k]) for k in INVOICE)
-            return rows.filter(keyless).collect(engine="streaming")
+            return rows.filter(keyless(rows.collect_schema())).collect(engine="streaming")
 
         return self._read("invoices", read)
 
     def loose_lines(self, invoices: pl.DataFrame) -> pl.DataFrame:
         """The invoice_lines rows, as read, without a practice_id or invoice_id (blank or null), or whose
         (practice_id, invoice_id) is none of `invoices`' (orphans); in `_row` order."""
-        known = _key_text(invoices.select(INVOICE)).filter(~_keyless_text()).unique()
+        known = _key_text(invoices.select(INVOICE))
+        known = known.filter(~keyless(known.schema)).unique()
 
         def read(opened: OpenedTable) -> pl.DataFrame:
             lines = opened.scan()
@@ -428,7 +429,7 @@ class FileSource:
         if keys["chunk"].null_count():
             raise ValueError("the assignment leaves an invoice key without a chunk")
         chunks = sorted(keys["chunk"].unique().to_list())
-        keys = keys.filter(~_keyless_text())
+        keys = keys.filter(~keyless(keys.schema))
         if keys.select(pl.struct(INVOICE).is_duplicated().any()).item():
             raise ValueError("the assignment names an invoice key twice; each key goes to one chunk")
         folder.mkdir(parents=True, exist_ok=True)
@@ -463,21 +464,18 @@ def _chunk_name(chunk: int) -> str:
     return f"chunk-{chunk}"
 
 
-def _blank(name: str, dtype: pl.DataType) -> pl.Expr:
-    """A key that is no key: null, or (as text) empty or blank."""
-    column = pl.col(name)
-    if dtype == pl.Utf8:
-        return column.is_null() | (column.str.strip_chars() == "")
-    return column.is_null()
+def keyless(schema: pl.Schema) -> pl.Expr:
+    """Whether a row has no invoice key: its practice_id or invoice_id is null, or as text empty or blank
+    (a blank key is no key, whatever the column's type)."""
+    return pl.any_horizontal(
+        as_csv_text(k, schema[k]).is_null() | (as_csv_text(k, schema[k]).str.strip_chars() == "")
+        for k in INVOICE
+    )
 
 
 def _key_text(frame: pl.DataFrame) -> pl.DataFrame:
     """A frame's invoice keys as their text (how keys are matched), with its other columns."""
     return frame.with_columns(as_csv_text(k, frame.schema[k]).cast(pl.Utf8) for k in INVOICE)
-
-
-def _keyless_text() -> pl.Expr:
-    return pl.any_horizontal(_blank(k, pl.Utf8) for k in INVOICE)
 
 
 def updated_before(dtype: pl.DataType, watermark: datetime) -> pl.Expr:
