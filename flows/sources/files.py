@@ -168,22 +168,14 @@ def _open_parquet(path: Path) -> OpenedTable:
 # CSV: converted once, in pieces --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _CsvBytes:
-    """What one pass over a CSV file's bytes found: a byte-order mark, and CR-only line ends."""
-
-    bom: bool
-    cr_only: bool
-
-
-def _check_csv_bytes(path: Path) -> _CsvBytes:
-    """Stop on bytes that are not UTF-8 (naming the line) or a file with nothing but blanks, reading the
-    file a block at a time. The line and byte offset count from after a byte-order mark."""
+def _cr_only(path: Path) -> bool:
+    """Whether a CSV file's lines end with CR alone (old Mac exports), after a stop on bytes that are not
+    UTF-8 (naming the line) or on a file of nothing but blanks; the file is read a block at a time. The
+    line and byte offset count from after a byte-order mark."""
     lines, offset, newline, carriage, content = 1, 0, False, False, False
     with path.open("rb") as file:
         head = file.read(len(codecs.BOM_UTF8))
-        bom = head == codecs.BOM_UTF8
-        pending = b"" if bom else head
+        pending = b"" if head == codecs.BOM_UTF8 else head
         while True:
             block = file.read(BLOCK)
             data, final = pending + block, not block
@@ -204,7 +196,7 @@ def _check_csv_bytes(path: Path) -> _CsvBytes:
                 break
     if not content:
         raise SourceError(f"{path}: file is empty (it needs at least a header row)")
-    return _CsvBytes(bom=bom, cr_only=carriage and not newline)
+    return carriage and not newline
 
 
 def _with_newlines(path: Path, copy: Path) -> Path:
@@ -261,9 +253,9 @@ def _first_bad_record(path: Path, width: int) -> str | None:
 def _convert_csv(path: Path, scratch: Path) -> OpenedTable:
     """Check a CSV table and convert it once into Parquet under `scratch`: the contract columns as text
     (an empty field is null), in contract order, after `_row` (the 1-based data row), a block at a time."""
-    found = _check_csv_bytes(path)
+    cr_only = _cr_only(path)
     scratch.mkdir(parents=True, exist_ok=True)
-    readable = _with_newlines(path, scratch / f"{path.stem}.lf.csv") if found.cr_only else path
+    readable = _with_newlines(path, scratch / f"{path.stem}.lf.csv") if cr_only else path
     try:
         converted = _csv_to_parquet(path, readable, scratch / f"{path.stem}.parquet")
     finally:
