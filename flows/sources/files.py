@@ -416,7 +416,10 @@ class FileSource:
         `memory_limit` (spilling under `folder`): a row goes to the chunk its (practice_id, invoice_id) is
         assigned to. A row whose practice_id or invoice_id is blank or null is never staged, whatever the
         assignment says (it is loose: `loose_invoices`, `loose_lines`), nor is a row whose key the
-        assignment does not name. Every chunk of the assignment gets both files, empty or not."""
+        assignment does not name. Every chunk of the assignment gets both files, empty or not.
+
+        Values are as DuckDB reads the file: a typed Parquet column keeps its type, except that a zoned
+        timestamp is written in UTC (the same instant) and a dictionary (categorical) column as text."""
         keys = _key_text(assignment.select(*INVOICE, "chunk")).with_columns(pl.col("chunk").cast(pl.Int64))
         if keys["chunk"].null_count():
             raise ValueError("the assignment leaves an invoice key without a chunk")
