@@ -11,6 +11,12 @@ in any other notation (1e3, 1,000, £50); a line whose quantity x unit amount is
 category or option name or a client name that a spreadsheet would run as a formula (Xero matches those
 names exactly, so they cannot be escaped). A repeated invoice of which any copy is approved keeps its first
 row with its status unknown, so it is held with DUPLICATE_KEY rather than hidden behind a draft copy.
+
+Columns may come typed (a Parquet file, a database): a column already of the contract's type is used as it
+is (`_holds_contract_type`), with the same limits as its text (a date within 1900-2099, a decimal that fits
+Decimal(18, 4) exactly, a whole number of at most 9 digits); a column of any other type is read as the text
+a CSV export would hold (`as_csv_text`) and parsed as text. A bad typed value gets the hold and the detail
+its text would get; only the few rows that need a sentence are ever turned into text.
 """
 
 from __future__ import annotations
@@ -157,6 +163,83 @@ PROBLEM_SCHEMA = {
 }
 
 
+def as_csv_text(name: str, dtype: pl.DataType) -> pl.Expr:
+    """A column of any scalar type as the text a CSV export would hold: a float 1.5 as `1.5`, a Date as
+    `2026-01-15`, a timestamp with a zone as ISO-8601 in UTC (`2026-01-15T09:00:00Z`), a bool as `true`."""
+    column = pl.col(name)
+    if dtype == pl.Utf8:
+        return column
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is not None:
+            return column.dt.convert_time_zone("UTC").dt.to_string("%Y-%m-%dT%H:%M:%S%.fZ").alias(name)
+        return column.dt.to_string("%Y-%m-%dT%H:%M:%S%.f").alias(name)
+    if dtype == pl.Date:
+        return column.dt.to_string("%Y-%m-%d").alias(name)
+    if dtype == pl.Binary:
+        return column.cast(pl.Utf8, strict=False).alias(name)
+    return column.cast(pl.Utf8).alias(name)
+
+
+def _holds_contract_type(col: Column, dtype: pl.DataType) -> bool:
+    """Whether a column of `dtype` already holds the contract's type for `col`, so it is used as it is
+    rather than read as text: a Date, a Datetime (any zone, or none: then taken as UTC), a Decimal, an
+    integer, a Boolean. Text kinds (ids, names, enums) are read as text whatever their type."""
+    match col.kind:
+        case "date":
+            return dtype == pl.Date
+        case "timestamp":
+            return isinstance(dtype, pl.Datetime)
+        case "decimal":
+            return isinstance(dtype, pl.Decimal)
+        case "int":
+            return dtype.is_integer()
+        case "bool":
+            return dtype == pl.Boolean
+    return False
+
+
+MAX_WHOLE = 999_999_999  # INT_PATTERN: at most 9 digits
+
+
+def _typed_value(name: str, col: Column, dtype: pl.DataType) -> pl.Expr:
+    """The value of a column already of the contract's type, as the typed frame holds it; null where it
+    is outside what the contract allows, exactly where the same value written as text would not parse."""
+    value = pl.col(name)
+    match col.kind:
+        case "date":
+            return pl.when(value.is_between(FIRST_DATE, LAST_DATE)).then(value)
+        case "timestamp":
+            zoned = (
+                value.dt.convert_time_zone("UTC")
+                if dtype.time_zone is not None
+                else value.dt.replace_time_zone("UTC")
+            )
+            utc = zoned.dt.cast_time_unit("us")
+            return pl.when(utc.dt.date().is_between(FIRST_DATE, LAST_DATE)).then(utc)
+        case "decimal":
+            # Decimal(18, 4) holds 14 digits before the point (a cast beyond them is null) and 4 after (a
+            # cast cuts the others off, so a value that loses digits on the way is refused, never rounded).
+            fitted = value.cast(pl.Decimal(18, 4), strict=False)
+            return pl.when(fitted.cast(dtype, strict=False) == value).then(fitted)
+        case "int":
+            in_range = value <= MAX_WHOLE
+            if dtype.is_signed_integer():
+                in_range &= value >= -MAX_WHOLE
+            return pl.when(in_range).then(value.cast(pl.Int32, strict=False))
+        case "bool":
+            return value
+    raise ValueError(f"column {name} ({col.kind}) has no typed form")
+
+
+def _typed_text(name: str, dtype: pl.DataType) -> pl.Expr:
+    """A typed value as a detail sentence quotes it: its CSV text, a decimal without the trailing zeros of
+    its type's scale (1.0000010000 reads `1.000001`, so the sentence says what is wrong with it)."""
+    text = as_csv_text(name, dtype)
+    if isinstance(dtype, pl.Decimal):
+        return text.str.replace(r"(\.\d*?)0+$", "${1}").str.replace(r"\.$", "").alias(name)
+    return text
+
+
 def _parsed(name: str, col: Column) -> pl.Expr:
     """The typed value of one column; null where the text does not parse."""
     raw = pl.col(name)
@@ -253,17 +336,20 @@ def _quick(name: str, col: Column) -> pl.Expr:
     raise ValueError(f"unknown column kind {col.kind}")
 
 
-def _settled(name: str, col: Column) -> pl.Expr:
+def _settled(name: str, col: Column, typed: bool = False) -> pl.Expr:
     """Whether the quick value (in `_p_<name>`) is the typed value and the value has no problem.
 
     Each case only admits the plain form, whose full parse is the quick one: text that starts with a
     printable ASCII character (so it is not blank; a name not with = + - @ either), an enum or currency
     value exactly as spelled, a date YYYY-MM-DD, a timestamp YYYY-MM-DDTHH:MM:SSZ (without fractions of a
     second: polars parses that fixed form ten times faster), a decimal matching DECIMAL_PATTERN, a whole
-    number written as Python would write it, a boolean in lower case.
+    number written as Python would write it, a boolean in lower case. A `typed` column (already of the
+    contract's type) is settled wherever its value is within the contract's limits.
     """
     raw, quick = pl.col(name), pl.col(f"_p_{name}")
     absent = raw.is_null() & pl.lit(not col.required)  # an optional value left out: null, no problem
+    if typed:
+        return quick.is_not_null() | absent
     match col.kind:
         case "text":
             return ((raw >= "!") & (raw < "\x7f")).fill_null(False) | absent
@@ -300,15 +386,29 @@ def parse_table(table: str, raw: pl.LazyFrame, file_name: str) -> tuple[pl.LazyF
     spec = TABLES[table]
     keys = KEYS[table]
     row_checks = ROW_CHECKS.get(table, {})
+    # Columns already of the contract's type are used as they are; any other non-text column is read as
+    # the text a CSV would hold (a float quantity as `1.5`, an integer id as `7`).
+    schema = raw.collect_schema()
+    typed_columns = {n: schema[n] for n, c in spec.items() if _holds_contract_type(c, schema[n])}
+    raw = raw.with_columns(
+        as_csv_text(n, schema[n]) for n in spec if n not in typed_columns and schema[n] != pl.Utf8
+    )
+
+    def quick_value(name: str, col: Column) -> pl.Expr:
+        return _typed_value(name, col, typed_columns[name]) if name in typed_columns else _quick(name, col)
+
+    def full_value(name: str, col: Column) -> pl.Expr:
+        return _typed_value(name, col, typed_columns[name]) if name in typed_columns else _parsed(name, col)
+
     # Every value parsed the quick way; `_settled` says where that is all there is to it. The other rows
     # (`_suspect`) are parsed in full and, where a value is bad, described: the cost of a sentence is paid
     # only where there is a problem, and that of the full parse only where a value is not plain.
     quick = (
         raw.with_row_index("_i")
-        .with_columns(_quick(name, col).alias(f"_p_{name}") for name, col in spec.items())
+        .with_columns(quick_value(name, col).alias(f"_p_{name}") for name, col in spec.items())
         .with_columns(
             pl.any_horizontal(
-                *(~_settled(name, col) for name, col in spec.items()),
+                *(~_settled(name, col, name in typed_columns) for name, col in spec.items()),
                 *(check.broken().fill_null(False) for check in row_checks.values()),
             ).alias("_suspect")
         )
@@ -316,7 +416,7 @@ def parse_table(table: str, raw: pl.LazyFrame, file_name: str) -> tuple[pl.LazyF
     )
     both = quick.filter(pl.col("_suspect"))
     if both.height:
-        both = both.lazy().with_columns(_parsed(n, c).alias(f"_p_{n}") for n, c in spec.items()).collect()
+        both = both.lazy().with_columns(full_value(n, c).alias(f"_p_{n}") for n, c in spec.items()).collect()
     # (The typed columns picked, not selected: a select may copy them into one chunk.)
     typed = pl.DataFrame(
         [quick.get_column(f"_p_{c}" if c in spec else c).alias(c) for c in raw.collect_schema()]
@@ -328,6 +428,9 @@ def parse_table(table: str, raw: pl.LazyFrame, file_name: str) -> tuple[pl.LazyF
         if both.height and not full.equals(typed[name].gather(both["_i"]), check_names=False):
             typed = typed.with_columns(typed[name].scatter(both["_i"], full))
     del quick  # the text of parsed values is let go (the suspects keep theirs)
+    # The suspects' typed values as their text, for the sentences (their typed values stay in `_p_`).
+    if both.height and typed_columns:
+        both = both.with_columns(_typed_text(n, dtype) for n, dtype in typed_columns.items())
     invalid = _invalid_values(table, both, file_name)
     duplicates, unique = _split_duplicates(table, typed, keys, file_name)
     blank_is_null = {"practice_id", "key", "invoice_id", "line_id"}  # as in the typed frame
@@ -462,7 +565,8 @@ def _is_bad(name: str, col: Column) -> pl.Expr:
 
 
 def _bad_value(name: str, col: Column) -> pl.Expr:
-    """A description of what is wrong with the value (`'abc' is not a decimal ...`), null when it is fine."""
+    """A description of what is wrong with the value (`'abc' is not a decimal ...`), null when it is fine,
+    from its text (in `name`) and its full parse (in `_p_<name>`)."""
     raw = pl.col(name)
     shown = raw.str.slice(0, 80).str.replace_all(r"[\r\n\t]", " ")
     quoted = _say(
@@ -485,7 +589,7 @@ def _bad_value(name: str, col: Column) -> pl.Expr:
                 )
             )
         )
-    parsed = _parsed(name, col)
+    parsed = pl.col(f"_p_{name}")
     unparsed = raw.is_not_null() & (raw.str.strip_chars() != "") & parsed.is_null()
     if col.kind == "decimal":
         too_fine = raw.str.strip_chars().str.contains(r"\.\d{5,}$")

@@ -93,5 +93,8 @@ class Source(Protocol):
     def stage(self, assignment: pl.DataFrame, folder: Path) -> list[StagedChunk]:
         """Write each chunk's rows under `folder`: `assignment` is (practice_id, invoice_id, chunk), one row
         per invoice key the run recomputes; every invoices row with such a key and every invoice_lines row
-        naming it goes to that chunk's files, as read. One pass over the source, bounded memory."""
+        naming it goes to that chunk's files, as read (in no particular order: `_row` says where each row
+        was). A row whose practice_id or invoice_id is blank or null is never staged: it is loose
+        (`loose_invoices`, `loose_lines`). Every chunk named by `assignment` gets both files, empty or not.
+        One pass over the source, bounded memory."""
         ...
