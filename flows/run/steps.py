@@ -34,7 +34,7 @@ from flows.warehouse import writes as wh
 from flows.warehouse.store import part_name, write_part_file
 from transforms import hold_reasons as holds
 from transforms.input_models import INPUT_MODELS
-from transforms.parse_sources import ROW, TABLES, parse_table
+from transforms.parse_sources import ROW, TABLES, as_csv_text, parse_table
 from transforms.resolve_invoices import Resolution, exportable, resolve_invoices
 from transforms.schemas import EXCEPTIONS, LINE_TRACKING, XERO_LINE_ITEMS, validate_output
 
@@ -91,7 +91,7 @@ def load(run: Run, source: Source) -> Loaded:
 
 def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
     """A table as the text a CSV export would hold (raw_<table> are text, whatever the source's types)."""
-    return frame.with_columns(pl.col(c).cast(pl.Utf8) for c in frame.columns if c != ROW)
+    return frame.with_columns(as_csv_text(c, t) for c, t in frame.schema.items() if c != ROW)
 
 
 # Plan ---------------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Where a run reads its source (the Source protocol, flows.sources.protocol): files, CSV or Parquet, and
-the bundled sample's generator."""
+"""Where a run reads its source (the Source protocol, flows.sources.protocol): a folder of files, CSV or
+Parquet (flows.sources.files), and the bundled sample's generator (flows.sources.sample)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,6 @@ from flows.sources.protocol import Source
 
 def source_for(location: Path | str) -> Source:
     """The source a run reads: a folder of files."""
-    from flows.sources.interim import InterimSource
+    from flows.sources.files import FileSource
 
-    return InterimSource(Path(location))
+    return FileSource(Path(location))
