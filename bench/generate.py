@@ -978,7 +978,7 @@ def _replace(work: Path, folder: Path) -> None:
 
 # Typed sources -------------------------------------------------------------------------------------------
 
-TYPED_VERSION = 1
+TYPED_VERSION = 2  # 2: decimals stored as INT64, as the Parquet spec has it for precision <= 18
 # The contract's natural types (CONTRACT.md §2, as a PostgreSQL source holds them); every other column text.
 TYPED: dict[str, dict[str, pl.DataType]] = {
     "clients": {"consolidate_lines": pl.Boolean()},
@@ -1115,7 +1115,11 @@ class _Sink:
         writer = self.writers.get(table)
         if writer is None:
             writer = self.writers[table] = pq.ParquetWriter(
-                self.work / f"{table}.parquet", self.schema(table), compression="zstd", write_statistics=False
+                self.work / f"{table}.parquet",
+                self.schema(table),
+                compression="zstd",
+                write_statistics=False,
+                store_decimal_as_integer=True,  # Decimal(18, 4) as INT64, as DuckDB and Spark write it
             )
         writer.write_table(
             frame.select(COLUMNS[table]).to_arrow().cast(writer.schema), row_group_size=ROW_GROUP
