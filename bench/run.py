@@ -13,6 +13,9 @@ Pieces, per size:
             resolve_invoices (scope None, policy hold) -> Pandera validation of the output tables. Above
             --chunk-lines source lines it resolves chunk by chunk, as the pipeline does.
   duckdb    bench/peer_duckdb.sql on raw tables already in an in-memory DuckDB.
+  slots     bench/peer_slots.sql, the bare slot peer (R1-R4 only, no checks, no holds), reading the typed
+            source's Parquet files itself (bench/data/<size>-typed/) and materialising the result as Arrow:
+            the floor a backfill is compared with. Not in the default pieces: `--pieces slots`.
   pandas    bench/peer_pandas.py on DataFrames already in memory.
   agree     the three per-line results, row for row (written aside after timing, compared by DuckDB).
   backfill  `run_pipeline(Scope("backfill"), emit_batches=False)` from the Parquet source on a new warehouse.
@@ -55,6 +58,7 @@ TARGETS = {
     "pandas_vs_core_time": (">=", 5.0),
     "backfill_less_fixed_vs_duckdb": ("<=", 3.0),
     "nightly_vs_empty": ("<=", 1.5),
+    "backfill_less_fixed_vs_slots": ("<=", 8.0),
     "batch_invoices_per_second": (">=", 50_000),
 }
 
@@ -116,6 +120,28 @@ def work_duckdb(args: argparse.Namespace) -> dict:
     if args.write_result:
         agreement.write_canonical(agreement.from_duckdb(peer_duckdb.result(con)), args.write_result)
     return {"seconds": seconds, "cpu_seconds": cpu, "rss_loaded_mb": loaded, "rows": rows}
+
+
+def work_slots(args: argparse.Namespace) -> dict:
+    """The bare slot peer on a source's files: the timed call reads the Parquet files and materialises
+    the result as one Arrow table (DuckDB's threads, --duckdb-memory)."""
+    from bench import peer_duckdb, peer_slots
+
+    con = peer_duckdb.connect(memory_limit=args.duckdb_memory)
+    peer_slots.files(args.source)  # every file is there (not timed)
+    gc.collect()
+    loaded = rss_mb()
+    started, cpu = time.perf_counter(), time.process_time()
+    table = peer_slots.resolve(con, args.source)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "rss_loaded_mb": loaded,
+        "rows": table.num_rows,
+        "arrow_mb": table.nbytes / 2**20,
+        "threads": con.execute("select current_setting('threads')").fetchone()[0],
+    }
 
 
 def work_pandas(args: argparse.Namespace) -> dict:
@@ -282,6 +308,7 @@ WORKERS = {
     "core": work_core,
     "duckdb": work_duckdb,
     "pandas": work_pandas,
+    "slots": work_slots,
     "pipeline": work_pipeline,
     "agree": work_agree,
     "cli": work_cli,
@@ -557,10 +584,11 @@ class Bench:
         shutil.rmtree(place / "out", ignore_errors=True)  # batch files can be many; keep the disk tidy
         return result
 
-    def generate(self, size: str, seed: int, nightly: int | None = None) -> None:
+    def generate(self, size: str, seed: int, nightly: int | None = None, typed: bool = False) -> None:
         """Generate a source in its own process, so that this one stays small for the whole run."""
         command = [sys.executable, "-m", "bench.generate", size, "--seed", str(seed)]
         command += ["--nightly", str(nightly)] if nightly else []
+        command += ["--typed"] if typed else []
         subprocess.run(command, cwd=REPO, check=True, capture_output=True)
 
     def run(self) -> dict:
@@ -574,14 +602,26 @@ class Bench:
             f"machine: {info['machine']['cores']} cores, {info['machine']['memory_gib']} GiB, {info['machine']['cpu']}"
         )
         sources: dict[str, Path] = {}
-        for size in dict.fromkeys([*opts.sizes, "0", *opts.batch_sizes]):
-            self.say(f"source {size}: generating if needed")
-            self.generate(size, seed)
-            sources[size] = SOURCES / size
-        manifests = {s: read_manifest(p) for s, p in sources.items()}
+        if opts.pieces & {"engines", "backfill", "batches", "nightly"}:
+            for size in dict.fromkeys([*opts.sizes, "0", *opts.batch_sizes]):
+                self.say(f"source {size}: generating if needed")
+                self.generate(size, seed)
+                sources[size] = SOURCES / size
+        typed: dict[str, Path] = {}
+        if "slots" in opts.pieces or opts.backfill_source == "typed":
+            for size in dict.fromkeys([*opts.sizes, *(["0"] if opts.backfill_source == "typed" else [])]):
+                self.say(f"typed source {size}: generating if needed")
+                self.generate(size, seed, typed=True)
+                typed[size] = SOURCES / f"{size}-typed"
+        manifests = {p.name: read_manifest(p) for p in [*sources.values(), *typed.values()]}
+        backfill_sources = typed if opts.backfill_source == "typed" else sources
         with LoadSampler() as load:
             steady = WORK / "runs" / opts.nightly_size / "steady.duckdb"
             for size in opts.sizes:
+                if "slots" in opts.pieces:
+                    for _ in range(self.repeats(size)):
+                        slots = ["--source", str(typed[size]), "--duckdb-memory", opts.duckdb_memory]
+                        self.measure(size, "slots", "slots", slots)
                 if "engines" in opts.pieces:
                     self.engines(size, sources[size])
                 if "backfill" in opts.pieces or ("nightly" in opts.pieces and size == opts.nightly_size):
@@ -593,10 +633,10 @@ class Bench:
                             if last and size == opts.nightly_size and "nightly" in opts.pieces
                             else None
                         )
-                        self.pipeline(size, "backfill", sources[size], keep=keep)
+                        self.pipeline(size, "backfill", backfill_sources[size], keep=keep)
             if "backfill" in opts.pieces:
                 for _ in range(opts.repeats):
-                    self.pipeline("0", "fixed", sources["0"])
+                    self.pipeline("0", "fixed", backfill_sources["0"])
                 place = WORK / "runs" / "0" / "cli"
                 for _ in range(opts.repeats):
                     cli = ["--source", str(sources["0"]), "--warehouse", str(place / "warehouse.duckdb")]
@@ -663,6 +703,9 @@ class Bench:
                     entry["invoices_per_second"] = batched / step if step else None
                 if label == "fixed via the CLI" and ok:
                     entry["prefect_floor_seconds"] = _median(runs, "prefect_floor_seconds")
+                if label == "slots" and ok:
+                    entry["rows"] = ok[0].get("rows")
+                    entry["arrow_mb"] = ok[0].get("arrow_mb")
                 if label == "core" and ok:
                     entry["lines"] = ok[0].get("lines")
                     entry["chunks"] = ok[0].get("chunks")
@@ -676,7 +719,7 @@ class Bench:
         fixed = medians.get("0", {}).get("fixed", {}).get("seconds")
         out: dict[str, dict] = {}
         for size, pieces in medians.items():
-            core, duck, pand = (pieces.get(k, {}) for k in ("core", "duckdb", "pandas"))
+            core, duck, pand, slots = (pieces.get(k, {}) for k in ("core", "duckdb", "pandas", "slots"))
             back, batches = pieces.get("backfill", {}), pieces.get("batches", {})
             night, empty = pieces.get("nightly", {}), pieces.get("nightly on empty warehouse", {})
             ratio = {}
@@ -685,8 +728,12 @@ class Bench:
                 ratio["core_vs_duckdb_memory"] = core["peak_rss_mb"] / duck["peak_rss_mb"]
             if core.get("seconds") and pand.get("seconds"):
                 ratio["pandas_vs_core_time"] = pand["seconds"] / core["seconds"]
-            if back.get("seconds") and duck.get("seconds") and fixed is not None:
+            # each peer is compared only with a backfill of the files it read (the full peer: text)
+            typed_backfill = self.opts.backfill_source == "typed"
+            if not typed_backfill and back.get("seconds") and duck.get("seconds") and fixed is not None:
                 ratio["backfill_less_fixed_vs_duckdb"] = (back["seconds"] - fixed) / duck["seconds"]
+            if typed_backfill and back.get("seconds") and slots.get("seconds") and fixed is not None:
+                ratio["backfill_less_fixed_vs_slots"] = (back["seconds"] - fixed) / slots["seconds"]
             if batches.get("invoices_per_second"):
                 ratio["batch_invoices_per_second"] = batches["invoices_per_second"]
             if night.get("seconds") and empty.get("seconds"):
@@ -788,7 +835,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--pandas-repeats", type=int, help="runs of the pandas peer (default: --repeats)")
     parser.add_argument("--skip-pandas", default="", help="sizes at which the pandas peer is not run")
-    parser.add_argument("--pieces", default="engines,backfill,batches,nightly", help="which pieces to run")
+    parser.add_argument(
+        "--pieces",
+        default="engines,backfill,batches,nightly",
+        help="which pieces to run (default engines,backfill,batches,nightly; also: slots)",
+    )
+    parser.add_argument(
+        "--backfill-source",
+        choices=("text", "typed"),
+        default="text",
+        help="source the backfill and fixed pieces read (typed: bench/data/<size>-typed/, the slots peer's files)",
+    )
     parser.add_argument(
         "--batch-sizes",
         default="1M",
@@ -811,6 +868,8 @@ def main(argv: list[str] | None = None) -> int:
     opts = parser.parse_args(argv)
     opts.sizes = [s.strip() for s in opts.sizes.split(",") if s.strip()]
     opts.pieces = {p.strip() for p in opts.pieces.split(",")}
+    if opts.backfill_source == "typed" and opts.pieces & {"batches", "nightly"}:
+        parser.error("--backfill-source typed is for the backfill and fixed pieces (the nightly reads text)")
     opts.skip_pandas = {s.strip() for s in opts.skip_pandas.split(",") if s.strip()}
     from bench.generate import size_lines
 
