@@ -20,7 +20,9 @@ class Settings(BaseSettings):
     batch_max_invoices: int = 50
     batch_max_bytes: int = 3_500_000
     # A backfill resolves whole practice x month partitions in chunks of about this many lines.
-    chunk_lines: int = 2_000_000
+    chunk_lines: int = 1_500_000
+    # DuckDB's memory for a run's warehouse queries and for staging the source (it spills beyond it).
+    duckdb_memory_limit: str = "1GB"
     # The nightly schedule that `trackline serve` registers.
     schedule_cron: str = "0 2 * * *"
     schedule_timezone: str = "Europe/London"

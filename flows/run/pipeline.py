@@ -88,8 +88,10 @@ def run_pipeline(
     benchmark; the flows below always run them as tasks.
     """
     stages: dict[str, float] = {}
-    source = source_for(settings.source)
-    with atomic_run(settings.warehouse, settings.out, settings.lock_path, scope.flow) as run:
+    source = source_for(settings.source, memory_limit=settings.duckdb_memory_limit)
+    with atomic_run(
+        settings.warehouse, settings.out, settings.lock_path, scope.flow, settings.duckdb_memory_limit
+    ) as run:
         try:
             loaded = LOAD(as_tasks, stages, run, source)
             faults.checkpoint("loaded")

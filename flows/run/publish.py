@@ -108,7 +108,9 @@ def recover(warehouse: Path, out: Path) -> None:
 
 
 @contextmanager
-def atomic_run(warehouse: Path, out: Path, lock_path: Path, flow: str) -> Iterator[Run]:
+def atomic_run(
+    warehouse: Path, out: Path, lock_path: Path, flow: str, memory_limit: str = "1GB"
+) -> Iterator[Run]:
     """Yield a Run whose connection and staging folder become visible together, or not at all."""
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(lock_path):
@@ -119,11 +121,15 @@ def atomic_run(warehouse: Path, out: Path, lock_path: Path, flow: str) -> Iterat
         staging = out / STAGING / run_id
         if warehouse.exists():
             shutil.copyfile(warehouse, work)
-        con = duckdb.connect(str(work))
-        # The run shows its own progress (rich); DuckDB's bar would interleave with it on a terminal.
-        con.execute("set enable_progress_bar = false")
         root = store_folder(warehouse)
         scratch = root / f".scratch-{run_id}"
+        # DuckDB would take up to 80% of the machine's memory: a run's queries stay within `memory_limit`
+        # and spill to the run's scratch folder beyond it, so a run's peak follows its chunk, not history.
+        con = duckdb.connect(
+            str(work), config={"memory_limit": memory_limit, "temp_directory": str(scratch / "duckdb")}
+        )
+        # The run shows its own progress (rich); DuckDB's bar would interleave with it on a terminal.
+        con.execute("set enable_progress_bar = false")
         committed = False
         try:
             con.execute("set variable trackline_store = ?", [str(root)])

@@ -76,8 +76,11 @@ class Plan:
     lines: int
     watermark: datetime | None  # the last successful run's
     new_watermark: datetime | None  # this run's, when it answers for the whole source
-    keys: Path  # Parquet (practice_id, invoice_id): every invoice the run recomputes
-    source_invoices: Path  # Parquet: every invoice row's keys and status as read (the accounting check's)
+    keys: tuple[
+        Path, ...
+    ]  # Parquet (practice_id, invoice_id, chunk, lines): every invoice the run recomputes
+    # Parquet: every invoice row's keys and status, as text (what the accounting check judges against)
+    source_invoices: tuple[Path, ...]
 
 
 @dataclass(frozen=True)

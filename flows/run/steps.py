@@ -21,6 +21,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -67,7 +68,7 @@ def load(run: Run, source: Source) -> Loaded:
         typed[table] = frame
         problems.append(found)
     loose_invoices = source.loose_invoices()
-    loose_lines = source.loose_lines(source.invoice_keys().select(INVOICE))
+    loose_lines = source.loose_lines()
     _, invoice_found = parse_table("invoices", loose_invoices.lazy(), files["invoices"])
     lines_typed, line_found = parse_table("invoice_lines", loose_lines.lazy(), files["invoice_lines"])
     collected = pl.collect_all(
@@ -162,15 +163,118 @@ def _touched_by_nightly(
     return pl.concat([changed.join(keys, on=INVOICE, how="semi"), others]).unique()
 
 
+# The plan reads invoice keys a group of whole practices at a time, each of about this many invoices, so
+# that its memory follows the group, not the history.
+PLAN_INVOICES = 2_000_000
+
+
+def _practice_groups(sizes: pl.DataFrame, invoices: int) -> list[list[str]]:
+    """Whole practices (in practice_id order) in groups of about `invoices` invoices."""
+    groups: list[list[str]] = [[]]
+    used = 0
+    for practice_id, count in sizes.select("practice_id", "invoices").iter_rows():
+        if groups[-1] and used + count > invoices:
+            groups.append([])
+            used = 0
+        groups[-1].append(practice_id)
+        used += count
+    return [g for g in groups if g]
+
+
+@dataclass
+class _Planning:
+    """What the plan carries from one group of practices to the next."""
+
+    chunk_lines: int
+    lines_before: int = 0  # lines of the partitions planned so far: where the next chunk cut falls
+    invoices: int = 0
+    lines: int = 0
+    latest: datetime | None = None
+    assignments: list = None  # Parquet files of (practice_id, invoice_id, chunk, lines)
+    sources: list = None  # Parquet files of the source's invoice keys and statuses
+
+    def __post_init__(self) -> None:
+        self.assignments, self.sources = [], []
+
+
 def plan(run: Run, source: Source, loaded: Loaded, scope: Scope, chunk_lines: int) -> Plan:
     """Choose the invoices to recompute and cut them into chunks of whole practice x month partitions;
     have the source write each chunk's rows into its part; and let go of what is in scope but no longer
-    exportable (voided, deleted, moved)."""
+    exportable (voided, deleted, moved). Keys are read a group of whole practices at a time."""
     con = run.con
     watermark = last_watermark(con)
-    raw = source.invoice_keys()
+    con.execute(
+        "create or replace temp table _known as "
+        "select practice_id, invoice_id, issue_date, invoice_state from invoice_tracking"
+    )
+    planning = _Planning(chunk_lines)
+    folder = run.scratch / "plan"
+    folder.mkdir(parents=True, exist_ok=True)
+    practices = source.practices()
+    for number, group in enumerate(_practice_groups(practices, PLAN_INVOICES)):
+        _plan_group(run, source, loaded, scope, watermark, group, folder / f"{number:04d}", planning)
+    # Practices the warehouse has and the source no longer names at all: their invoices are stale.
+    gone = wh.query(
+        con,
+        "select distinct practice_id from _known where practice_id not in (select unnest(?))",
+        [practices["practice_id"].to_list()],
+    )
+    if gone.height:
+        _plan_group(
+            run, source, loaded, scope, watermark, gone["practice_id"].to_list(), folder / "gone", planning
+        )
+    con.execute("drop table _known")
+
+    staged = source.stage(planning.assignments, run.scratch / "staged") if planning.invoices else []
+    sizes = (
+        wh.query(
+            con,
+            "select chunk, count(*) as invoices, sum(lines) as lines from read_parquet(?) group by chunk",
+            [[str(p) for p in planning.assignments]],
+        )
+        if planning.assignments
+        else pl.DataFrame(schema={"chunk": pl.Int64, "invoices": pl.Int64, "lines": pl.Int64})
+    )
+    sizes = {c: (n, lines) for c, n, lines in sizes.iter_rows()}
+    chunks = []
+    for number, files in enumerate(sorted(staged, key=lambda s: s.chunk)):
+        part = run.store.part(part_name(run.run_id, number))
+        part.folder.mkdir(parents=True, exist_ok=True)
+        shutil.move(files.invoices, part.path("raw_invoices"))
+        shutil.move(files.lines, part.path("raw_invoice_lines"))
+        invoices, lines = sizes.get(files.chunk, (0, 0))
+        chunks.append(ChunkPlan(number, part.name, part.folder, invoices, int(lines)))
+
+    new_watermark = None
+    if scope.whole_source:
+        new_watermark = max(filter(None, [planning.latest, watermark]), default=None)
+    return Plan(
+        scope_text=scope.describe(watermark),
+        chunks=tuple(chunks),
+        invoices=planning.invoices,
+        lines=planning.lines,
+        watermark=watermark,
+        new_watermark=new_watermark,
+        keys=tuple(planning.assignments),
+        source_invoices=tuple(planning.sources),
+    )
+
+
+def _plan_group(
+    run: Run,
+    source: Source,
+    loaded: Loaded,
+    scope: Scope,
+    watermark: datetime | None,
+    group: list[str],
+    folder: Path,
+    planning: _Planning,
+) -> None:
+    """Plan the invoices of one group of whole practices (see `plan`)."""
+    con = run.con
+    raw = source.invoice_keys(practices=group)
     keys = _parsed_keys(raw, loaded.files)
-    known = wh.query(con, "select practice_id, invoice_id, issue_date, invoice_state from invoice_tracking")
+    known = wh.query(con, "select * from _known where practice_id in (select unnest(?))", [group])
     if scope.flow == "nightly":
         touched = _touched_by_nightly(raw, keys, known.select(*INVOICE, "invoice_state"), watermark)
         # A held invoice gone from the source is looked at too, so that it is removed.
@@ -183,7 +287,7 @@ def plan(run: Run, source: Source, loaded: Loaded, scope: Scope, chunk_lines: in
         old = known.filter(keep).select(INVOICE)
         candidates = exportable(keys.lazy()).collect().filter(keep)
 
-    counts = source.line_counts()
+    counts = source.line_counts(practices=group)
     sized = (
         candidates.join(counts, on=INVOICE, how="left")
         .with_columns(
@@ -196,49 +300,35 @@ def plan(run: Run, source: Source, loaded: Loaded, scope: Scope, chunk_lines: in
         sized.group_by("practice_id", "month", maintain_order=True)
         .agg(pl.col("lines").sum().alias("partition_lines"))
         .with_columns(
-            ((pl.col("partition_lines").cum_sum() - pl.col("partition_lines")) // max(chunk_lines, 1)).alias(
-                "chunk"
-            )
+            (
+                (pl.col("partition_lines").cum_sum() - pl.col("partition_lines") + planning.lines_before)
+                // max(planning.chunk_lines, 1)
+            ).alias("chunk")
         )
     )
     assigned = sized.join(partitions.select("practice_id", "month", "chunk"), on=["practice_id", "month"])
-    assigned = assigned.with_columns((pl.col("chunk").rank("dense").cast(pl.Int32) - 1).alias("chunk"))
-
-    staged = source.stage(assigned.select(*INVOICE, "chunk"), run.scratch / "staged")
-    sizes = assigned.group_by("chunk").agg(pl.len().alias("invoices"), pl.col("lines").sum())
-    sizes = {c: (n, lines) for c, n, lines in sizes.iter_rows()}
-    chunks = []
-    for files in sorted(staged, key=lambda s: s.chunk):
-        part = run.store.part(part_name(run.run_id, files.chunk))
-        part.folder.mkdir(parents=True, exist_ok=True)
-        shutil.move(files.invoices, part.path("raw_invoices"))
-        shutil.move(files.lines, part.path("raw_invoice_lines"))
-        invoices, lines = sizes.get(files.chunk, (0, 0))
-        chunks.append(ChunkPlan(files.chunk, part.name, part.folder, invoices, int(lines)))
 
     # What is in scope but no longer exportable goes, with its open exceptions.
     stale = old.join(candidates, on=INVOICE, how="anti").select(INVOICE)
     run.store.forget(stale)
     wh.merge_exceptions(con, _no_problems(), stale, run.started_at, unattributed=False)
 
-    keys_path = run.scratch / "keys.parquet"
-    assigned.select(INVOICE).write_parquet(keys_path)
-    source_invoices = run.scratch / "source_invoices.parquet"
-    raw.select(*INVOICE, pl.col("status").cast(pl.Utf8)).write_parquet(source_invoices)
-    new_watermark = None
-    if scope.whole_source:
-        latest = keys["updated_at"].max()
-        new_watermark = max(filter(None, [latest, watermark]), default=None)
-    return Plan(
-        scope_text=scope.describe(watermark),
-        chunks=tuple(chunks),
-        invoices=assigned.height,
-        lines=int(assigned["lines"].sum()),
-        watermark=watermark,
-        new_watermark=new_watermark,
-        keys=keys_path,
-        source_invoices=source_invoices,
-    )
+    folder.mkdir(parents=True, exist_ok=True)
+    if assigned.height:
+        path = folder / "assignment.parquet"
+        assigned.select(*INVOICE, "chunk", "lines").write_parquet(path)
+        planning.assignments.append(path)
+    if raw.height:
+        path = folder / "source_invoices.parquet"
+        raw.select(*(as_csv_text(c, raw.schema[c]).alias(c) for c in (*INVOICE, "status"))).write_parquet(
+            path
+        )
+        planning.sources.append(path)
+    planning.lines_before += int(sized["lines"].sum())
+    planning.invoices += assigned.height
+    planning.lines += int(assigned["lines"].sum())
+    latest = keys["updated_at"].max()
+    planning.latest = max(filter(None, [latest, planning.latest]), default=None)
 
 
 def _no_problems() -> pl.DataFrame:
@@ -398,29 +488,78 @@ def finish(run: Run, loaded: Loaded, plan_: Plan) -> None:
 def check(run: Run, scope: Scope, plan_: Plan) -> None:
     """Every invoice accounted for (flows.run.accounting), judged on what the run is about to publish.
 
-    The source as the check sees it: every invoices row of the source (keys and status), and the lines
-    this run read (its own invoices' and the loose ones), as raw_invoices and raw_invoice_lines on the
-    run's connection only. Every exportable invoice in scope (the whole source for a nightly or a whole
-    backfill) must be in one state; the run's own invoices are also judged line by line (the others'
-    lines were judged by the run that resolved them, against the rows it read, which raw_invoice_lines
-    still shows)."""
+    Chunk by chunk, so that it costs memory as a chunk does: each chunk's invoices are judged, line by
+    line, against the source rows it read, from the files of its part (which the index now points those
+    invoices at). Then every exportable invoice in scope (the whole source for a nightly or a whole
+    backfill) must be in exactly one state in the warehouse as it will be published, and every line no
+    invoice could take must be an exception. The source as the check sees it is put on the run's
+    connection only, as raw_invoices and raw_invoice_lines (and, per chunk, line_tracking and
+    invoice_tracking as the part's own rows)."""
     con = run.con
-    keys = pl.read_parquet(plan_.keys)
-    con.register("_source_invoices", wh.arrow(pl.read_parquet(plan_.source_invoices)))
-    con.execute("create or replace temp table raw_invoices as select * from _source_invoices")
-    con.unregister("_source_invoices")
-    con.execute(
-        """create or replace temp table raw_invoice_lines as
-           select l.practice_id, l.invoice_id, l.line_id from main.raw_invoice_lines l
-           semi join (select practice_id, invoice_id from store_index where starts_with(part, ?)) i
-             on l.practice_id is not distinct from i.practice_id and l.invoice_id is not distinct from i.invoice_id""",
-        [run.run_id + "-"],
-    )
+    sources = _files(plan_.source_invoices)
     try:
-        check_accounting(con, None if scope.whole_source else keys, line_scope_keys=keys)
+        for chunk in plan_.chunks:
+            part = run.store.part(chunk.part)
+            keys = pl.read_parquet(part.path("raw_invoices"), columns=INVOICE).unique()
+            _drop_temp(con, "raw_invoices")
+            con.register("_chunk_keys", wh.arrow(keys.select(pl.col(c).cast(pl.Utf8) for c in INVOICE)))
+            con.execute(
+                f"create temp table raw_invoices as select * from {sources} "
+                "semi join _chunk_keys using (practice_id, invoice_id)"
+            )
+            con.unregister("_chunk_keys")
+            for table in ("raw_invoice_lines", "line_tracking", "invoice_tracking"):
+                _drop_temp(con, table)
+                con.execute(f"create temp view {table} as select * from {_files([part.path(table)])}")
+            check_accounting(con, keys, line_scope_keys=keys)
+        for table in ("line_tracking", "invoice_tracking", "raw_invoice_lines", "raw_invoices"):
+            _drop_temp(con, table)
+        loose = wh.query(
+            con,
+            """select l.* from raw_invoice_lines l
+               semi join (select practice_id, invoice_id from store_index where loose) i
+                 on l.practice_id is not distinct from i.practice_id
+                and l.invoice_id is not distinct from i.invoice_id""",
+        )
+        con.execute(f"create temp table raw_invoices as select * from {sources}")
+        _show(con, "raw_invoice_lines", loose)
+        whole = (
+            None
+            if scope.whole_source
+            else wh.query(con, f"select practice_id, invoice_id from {_files(plan_.keys)}")
+        )
+        check_accounting(con, whole, line_scope_keys=loose.head(0).select(INVOICE))
     finally:
-        con.execute("drop table if exists temp.raw_invoices")
-        con.execute("drop table if exists temp.raw_invoice_lines")
+        for table in ("raw_invoices", "raw_invoice_lines", "line_tracking", "invoice_tracking"):
+            _drop_temp(con, table)
+
+
+def _files(paths) -> str:
+    """Parquet files as a DuckDB table expression (an empty table of the key columns when there are none)."""
+    if not paths:
+        return "(select null::varchar as practice_id, null::varchar as invoice_id, null::varchar as status limit 0)"
+    listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
+    return f"read_parquet([{listed}], union_by_name = true)"
+
+
+def _drop_temp(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    kind = con.execute(
+        "select any_value(type) from (select 'table' as type from duckdb_tables() where temporary and table_name = ? "
+        "union all select 'view' from duckdb_views() where temporary and view_name = ?)",
+        [name, name],
+    ).fetchone()[0]
+    if kind:
+        con.execute(f"drop {kind} temp.{name}")
+
+
+def _show(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> None:
+    """A frame as a temp table of the run's connection (shadowing the warehouse's view of that name)."""
+    _drop_temp(con, name)
+    con.register("_shown", wh.arrow(frame))
+    try:
+        con.execute(f"create or replace temp table {name} as select * from _shown")
+    finally:
+        con.unregister("_shown")
 
 
 def record(run: Run, summary: RunSummary, loaded: Loaded, plan_: Plan, finished: datetime) -> RunSummary:

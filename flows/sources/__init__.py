@@ -8,8 +8,8 @@ from pathlib import Path
 from flows.sources.protocol import Source
 
 
-def source_for(location: Path | str) -> Source:
+def source_for(location: Path | str, *, memory_limit: str = "1GB") -> Source:
     """The source a run reads: a folder of files."""
     from flows.sources.files import FileSource
 
-    return FileSource(Path(location))
+    return FileSource(Path(location), memory_limit=memory_limit)

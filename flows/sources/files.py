@@ -349,14 +349,40 @@ class FileSource:
     def reference(self) -> dict[str, pl.DataFrame]:
         return {table: self.table(table) for table in REFERENCE_TABLES}
 
-    def invoice_keys(self, changed_since: datetime | None = None) -> pl.DataFrame:
-        """INVOICE_KEY_COLUMNS of the invoices rows. With `changed_since`, a row is left out only when its
-        updated_at is a time (a timestamp, or text of the ISO UTC form YYYY-MM-DDTHH:MM:SS[.f]Z) within
-        1900-2099 whose second is before the watermark's: provably at or before it. A row without its keys
-        is always returned."""
+    def practices(self) -> pl.DataFrame:
+        """(practice_id, invoices, lines): every practice id the invoices and lines name, as text, with how
+        many rows of each it has (rows without a practice_id are left out: they are loose)."""
+
+        def count(table: str, name: str) -> pl.DataFrame:
+            def read(opened: OpenedTable) -> pl.DataFrame:
+                rows = opened.scan()
+                schema = rows.collect_schema()
+                return (
+                    rows.filter(~keyless(schema))
+                    .group_by(as_csv_text("practice_id", schema["practice_id"]).alias("practice_id"))
+                    .agg(pl.len().cast(pl.Int64).alias(name))
+                    .collect(engine="streaming")
+                )
+
+            return self._read(table, read)
+
+        return (
+            count("invoices", "invoices")
+            .join(count("invoice_lines", "lines"), on="practice_id", how="full", coalesce=True)
+            .with_columns(pl.col("invoices", "lines").fill_null(0))
+            .sort("practice_id")
+        )
+
+    def invoice_keys(
+        self, changed_since: datetime | None = None, practices: list[str] | None = None
+    ) -> pl.DataFrame:
+        """INVOICE_KEY_COLUMNS of the invoices rows (of `practices` only, by their text, when given). With
+        `changed_since`, a row is left out only when its updated_at is a time (a timestamp, or text of the
+        ISO UTC form YYYY-MM-DDTHH:MM:SS[.f]Z) within 1900-2099 whose second is before the watermark's:
+        provably at or before it. A row without its keys is always returned."""
 
         def read(opened: OpenedTable) -> pl.DataFrame:
-            keys = opened.scan().select(INVOICE_KEY_COLUMNS)
+            keys = _of_practices(opened.scan().select(INVOICE_KEY_COLUMNS), practices)
             if changed_since is not None:
                 schema = keys.collect_schema()
                 keys = keys.filter(~updated_before(schema["updated_at"], changed_since) | keyless(schema))
@@ -364,10 +390,10 @@ class FileSource:
 
         return self._read("invoices", read)
 
-    def line_counts(self) -> pl.DataFrame:
+    def line_counts(self, practices: list[str] | None = None) -> pl.DataFrame:
         def read(opened: OpenedTable) -> pl.DataFrame:
             return (
-                opened.scan()
+                _of_practices(opened.scan(), practices)
                 .group_by(INVOICE)
                 .agg(pl.len().cast(pl.Int64).alias("lines"))
                 .collect(engine="streaming")
@@ -384,9 +410,12 @@ class FileSource:
 
         return self._read("invoices", read)
 
-    def loose_lines(self, invoices: pl.DataFrame) -> pl.DataFrame:
+    def loose_lines(self, invoices: pl.DataFrame | None = None) -> pl.DataFrame:
         """The invoice_lines rows, as read, without a practice_id or invoice_id (blank or null), or whose
-        (practice_id, invoice_id) is none of `invoices`' (orphans); in `_row` order."""
+        (practice_id, invoice_id) is none of `invoices`' (orphans; the source's own invoices when None,
+        found a practice at a time so as not to hold every key); in `_row` order."""
+        if invoices is None:
+            return self._loose_lines_of_own_invoices()
         known = _key_text(invoices.select(INVOICE))
         known = known.filter(~keyless(known.schema)).unique()
 
@@ -407,7 +436,42 @@ class FileSource:
 
         return self._read("invoice_lines", read)
 
-    def stage(self, assignment: pl.DataFrame, folder: Path) -> list[StagedChunk]:
+    def _connect(self, spill: Path) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB of the source's own, within `memory_limit`, spilling under `spill`."""
+        return duckdb.connect(
+            ":memory:",
+            config={
+                "memory_limit": self.memory_limit,
+                "temp_directory": str(spill),
+                "preserve_insertion_order": False,
+                **({"threads": self.threads} if self.threads else {}),
+            },
+        )
+
+    def _loose_lines_of_own_invoices(self) -> pl.DataFrame:
+        """loose_lines against the source's own invoices, in one DuckDB pass over each table (an anti-join
+        within `memory_limit`), so that no process holds every key."""
+        lines, invoices = self._opened("invoice_lines"), self._opened("invoices")
+        spill = Path(tempfile.mkdtemp(prefix=".spill-loose-"))
+        con = self._connect(spill)
+        try:
+            con.execute(KEYLESS_MACRO)
+            sql = f"""
+                with lines as ({_rows_sql(lines)}), invoices as ({_rows_sql(invoices)})
+                select lines.* from lines
+                where _keyless(lines.practice_id::varchar) or _keyless(lines.invoice_id::varchar)
+                   or not exists (
+                       select 1 from invoices
+                       where invoices.practice_id::varchar = lines.practice_id::varchar
+                         and invoices.invoice_id::varchar = lines.invoice_id::varchar)
+                order by lines.{ROW}
+            """
+            return self._read("invoice_lines", lambda _: pl.from_arrow(con.execute(sql).to_arrow_table()))
+        finally:
+            con.close()
+            shutil.rmtree(spill, ignore_errors=True)
+
+    def stage(self, assignment: pl.DataFrame | list[Path], folder: Path) -> list[StagedChunk]:
         """Write each chunk's invoices and lines under `folder`, as `chunk-<n>/invoices.parquet` and
         `chunk-<n>/invoice_lines.parquet`: rows as read, in no particular order (`_row` says where each
         was in the source).
@@ -419,27 +483,36 @@ class FileSource:
         assignment does not name. Every chunk of the assignment gets both files, empty or not.
 
         Values are as DuckDB reads the file: a typed Parquet column keeps its type, except that a zoned
-        timestamp is written in UTC (the same instant) and a dictionary (categorical) column as text."""
-        keys = _key_text(assignment.select(*INVOICE, "chunk")).with_columns(pl.col("chunk").cast(pl.Int64))
-        if keys["chunk"].null_count():
-            raise ValueError("the assignment leaves an invoice key without a chunk")
-        chunks = sorted(keys["chunk"].unique().to_list())
-        keys = keys.filter(~keyless(keys.schema))
-        if keys.select(pl.struct(INVOICE).is_duplicated().any()).item():
-            raise ValueError("the assignment names an invoice key twice; each key goes to one chunk")
+        timestamp is written in UTC (the same instant) and a dictionary (categorical) column as text.
+
+        `assignment` may be Parquet files (a run's plan of millions of keys): DuckDB reads them, and no
+        frame of every key is made."""
         folder.mkdir(parents=True, exist_ok=True)
         spill = Path(tempfile.mkdtemp(prefix=".spill-", dir=folder))
-        con = duckdb.connect(
-            ":memory:",
-            config={
-                "memory_limit": self.memory_limit,
-                "temp_directory": str(spill),
-                "preserve_insertion_order": False,
-                **({"threads": self.threads} if self.threads else {}),
-            },
-        )
+        con = self._connect(spill)
         try:
-            con.register("assignment", keys.to_arrow())
+            con.execute(KEYLESS_MACRO)
+            if isinstance(assignment, pl.DataFrame):
+                con.register("_given", _key_text(assignment.select(*INVOICE, "chunk")).to_arrow())
+            else:
+                listed = ", ".join(_quoted(p) for p in assignment)
+                con.execute(f"create view _given as select * from read_parquet([{listed}])")
+            con.execute(
+                """create temp table assignment as
+                   select practice_id::varchar as practice_id, invoice_id::varchar as invoice_id,
+                          chunk::bigint as chunk
+                   from _given"""
+            )
+            if con.execute("select count(*) from assignment where chunk is null").fetchone()[0]:
+                raise ValueError("the assignment leaves an invoice key without a chunk")
+            chunks = [
+                r[0] for r in con.execute("select distinct chunk from assignment order by 1").fetchall()
+            ]
+            con.execute("delete from assignment where _keyless(practice_id) or _keyless(invoice_id)")
+            if con.execute(
+                "select count(*) from (select 1 from assignment group by practice_id, invoice_id having count(*) > 1)"
+            ).fetchone()[0]:
+                raise ValueError("the assignment names an invoice key twice; each key goes to one chunk")
             for table in HISTORY_TABLES:
                 self._read(table, lambda opened: _stage_table(con, opened, folder, chunks))
         finally:
@@ -453,6 +526,14 @@ class FileSource:
             )
             for chunk in chunks
         ]
+
+
+def _of_practices(rows: pl.LazyFrame, practices: list[str] | None) -> pl.LazyFrame:
+    """The rows of these practices (by the text of their practice_id), or all when None."""
+    if practices is None:
+        return rows
+    dtype = rows.collect_schema()["practice_id"]
+    return rows.filter(as_csv_text("practice_id", dtype).is_in(practices))
 
 
 def _chunk_name(chunk: int) -> str:
@@ -507,25 +588,30 @@ def _identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _stage_table(
-    con: duckdb.DuckDBPyConnection, opened: OpenedTable, folder: Path, chunks: list[int]
-) -> None:
-    """One pass over a table: every row whose key the assignment names, into its chunk's file."""
+# A blank key is no key, as transforms.parse_sources strips it (Unicode White_Space, as Rust's trim).
+KEYLESS_MACRO = r"""create or replace temp macro _keyless(x) as
+    x is null or regexp_full_match(x, '[\s\x{0B}\x{85}\p{Z}]*')"""
+
+
+def _rows_sql(opened: OpenedTable) -> str:
+    """A table's rows as read, for DuckDB: `_row` and the contract columns under their contract names."""
     if opened.converted:
         row, read = ROW, f"read_parquet({_quoted(opened.parquet)})"
     else:
         row, read = "file_row_number + 1", f"read_parquet({_quoted(opened.parquet)}, file_row_number = true)"
-    columns = ",\n                ".join(
+    columns = ", ".join(
         f"{_identifier(column)} as {_identifier(name)}" for name, column in opened.columns.items()
     )
+    return f"select ({row})::bigint as {ROW}, {columns} from {read}"
+
+
+def _stage_table(
+    con: duckdb.DuckDBPyConnection, opened: OpenedTable, folder: Path, chunks: list[int]
+) -> None:
+    """One pass over a table: every row whose key the assignment names, into its chunk's file."""
     # Keys are matched on their text (an integer id column matches its text); `=` never matches a null.
     rows = f"""
-        with source as (
-            select
-                ({row})::bigint as {ROW},
-                {columns}
-            from {read}
-        )
+        with source as ({_rows_sql(opened)})
         select source.*, assignment.chunk
         from source
         join assignment

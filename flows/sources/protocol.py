@@ -68,15 +68,24 @@ class Source(Protocol):
         """The six reference tables (REFERENCE_TABLES), whole, as read."""
         ...
 
-    def invoice_keys(self, changed_since: datetime | None = None) -> pl.DataFrame:
-        """INVOICE_KEY_COLUMNS of the invoices rows, as read: every row when `changed_since` is None, else
-        at least every row whose updated_at is not known to be at or before it (a value that does not
-        parse is returned). Rows without a practice_id or invoice_id are returned too."""
+    def practices(self) -> pl.DataFrame:
+        """(practice_id, invoices, lines): every practice id the invoices and invoice_lines rows name, as
+        text, with how many rows of each it has (rows without a practice_id are left out). Small: a run
+        plans a group of whole practices at a time from it."""
         ...
 
-    def line_counts(self) -> pl.DataFrame:
-        """(practice_id, invoice_id, lines): how many invoice_lines rows name each pair, keys as read
-        (a blank or null key is its own group)."""
+    def invoice_keys(
+        self, changed_since: datetime | None = None, practices: list[str] | None = None
+    ) -> pl.DataFrame:
+        """INVOICE_KEY_COLUMNS of the invoices rows, as read (of `practices` only, by the text of their
+        practice_id, when given): every row when `changed_since` is None, else at least every row whose
+        updated_at is not known to be at or before it (a value that does not parse is returned). Rows
+        without a practice_id or invoice_id are returned too."""
+        ...
+
+    def line_counts(self, practices: list[str] | None = None) -> pl.DataFrame:
+        """(practice_id, invoice_id, lines): how many invoice_lines rows name each pair (of `practices`
+        only when given), keys as read (a blank or null key is its own group)."""
         ...
 
     def loose_invoices(self) -> pl.DataFrame:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
@@ -238,15 +239,24 @@ class _Record:
 
 
 def write_batches(
-    run: BatchRun, only: Path | None, max_invoices: int, max_bytes: int, chunk_lines: int = 2_000_000
+    run: BatchRun,
+    only: Sequence[Path] | None,
+    max_invoices: int,
+    max_bytes: int,
+    chunk_lines: int = 2_000_000,
 ) -> tuple[int, int, list[str]]:
-    """Batch every ready invoice whose content was never sent: those of `only` (a Parquet file of
+    """Batch every ready invoice whose content was never sent: those of `only` (Parquet files with
     practice_id, invoice_id: the invoices a backfill recomputed) when given, else every one in the
     warehouse (nightly: nothing pending is forgotten). Practices go in groups of about `chunk_lines`
     lines (bounded memory)."""
     con = run.con
     if only is not None:
-        con.register("_only", wh.arrow(pl.read_parquet(only)))
+        if not only:
+            return 0, 0, []
+        listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in only)
+        con.execute(
+            f"create or replace temp view _only as select practice_id, invoice_id from read_parquet([{listed}])"
+        )
     try:
         pending = wh.query(
             con,
@@ -258,8 +268,8 @@ def write_batches(
             """,
         ).sort(INVOICE)
     finally:
-        if only is not None:
-            con.unregister("_only")
+        if only:
+            con.execute("drop view if exists temp._only")
     if pending.is_empty():
         return 0, 0, []
     sequences = dict(

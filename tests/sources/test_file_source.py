@@ -186,6 +186,38 @@ def test_a_line_whose_invoice_has_no_key_is_loose_even_when_their_blank_keys_are
     assert loose["invoice_id"].to_list() == [" "]
 
 
+def test_loose_lines_found_against_the_sources_own_invoices_are_the_same(awkward):
+    """Without a list of invoices the source finds the orphans itself (one pass, holding no key list)."""
+    _, _, _, files_source = awkward
+    given = files_source.loose_lines(files_source.invoice_keys().select(INVOICE))
+    found = files_source.loose_lines()
+    assert found.select(ROW, *INVOICE, "line_id").equals(given.select(ROW, *INVOICE, "line_id"))
+
+
+def test_practices_count_each_practices_invoices_and_lines(awkward):
+    source, folder, fmt, files_source = awkward
+    sizes = files_source.practices()
+    invoices = as_written(source, folder, "invoices", fmt).filter(
+        ~keyless(as_written(source, folder, "invoices", fmt))
+    )
+    lines = as_written(source, folder, "invoice_lines", fmt)
+    lines = lines.filter(~keyless(lines))
+    expected_invoices = dict(invoices.group_by("practice_id").len().iter_rows())
+    expected_lines = dict(lines.group_by("practice_id").len().iter_rows())
+    assert {p: n for p, n, _ in sizes.iter_rows() if n} == expected_invoices
+    assert {p: n for p, _, n in sizes.iter_rows() if n} == expected_lines
+
+
+def test_invoice_keys_and_line_counts_of_some_practices_are_those_practices_rows(awkward):
+    _, _, _, files_source = awkward
+    every, counts = files_source.invoice_keys(), files_source.line_counts()
+    for practice in files_source.practices()["practice_id"].to_list():
+        some = files_source.invoice_keys(practices=[practice])
+        assert some.sort(ROW).equals(every.filter(pl.col("practice_id") == practice).sort(ROW))
+        mine = files_source.line_counts(practices=[practice]).sort(INVOICE)
+        assert mine.equals(counts.filter(pl.col("practice_id") == practice).sort(INVOICE))
+
+
 def test_loose_invoices_are_the_invoices_rows_without_their_keys(awkward):
     source, folder, fmt, files_source = awkward
     loose = files_source.loose_invoices()
