@@ -84,6 +84,20 @@ def _chunks(tables: dict[str, pl.LazyFrame], chunk_lines: int) -> pl.DataFrame:
     return chunked.select(*INVOICE, (pl.col("chunk").rank("dense") - 1).cast(pl.Int32).alias("chunk"))
 
 
+def split_chunks(
+    tables: dict[str, pl.DataFrame], partition: pl.DataFrame
+) -> dict[int, dict[str, pl.DataFrame]]:
+    """Each chunk's invoices and lines (`partition`: practice_id, invoice_id, chunk), split in one pass, as
+    the pipeline's source stages them (here in memory: the core is measured from frames in memory)."""
+    keys = partition.select(*INVOICE, "chunk")
+    split: dict[int, dict[str, pl.DataFrame]] = {}
+    for table in ("invoices", "invoice_lines"):
+        tagged = tables[table].join(keys, on=INVOICE, how="inner")
+        for (chunk,), part in tagged.partition_by("chunk", as_dict=True, include_key=False).items():
+            split.setdefault(chunk, {})[table] = part
+    return split
+
+
 def trackline_core_chunks(
     frames: dict[str, pl.DataFrame],
     files: dict[str, str],
@@ -113,8 +127,6 @@ def trackline_core_chunks(
     if not chunk_lines or total_lines <= chunk_lines:
         parts = [(None, tables)]
     else:
-        from flows.run.steps import split_chunks
-
         chunks = _chunks(tables, chunk_lines)
         split = split_chunks(
             {t: collected[list(typed).index(t)] for t in ("invoices", "invoice_lines")}, chunks

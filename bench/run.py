@@ -59,6 +59,8 @@ TARGETS = {
     "backfill_less_fixed_vs_duckdb": ("<=", 3.0),
     "nightly_vs_empty": ("<=", 1.5),
     "backfill_less_fixed_vs_slots": ("<=", 8.0),
+    "cli_marginal_vs_slots": ("<=", 8.0),
+    "backfill_peak_rss_mb": ("<=", 3072),
     "batch_invoices_per_second": (">=", 50_000),
 }
 
@@ -160,58 +162,59 @@ def work_pandas(args: argparse.Namespace) -> dict:
     return {"seconds": seconds, "cpu_seconds": cpu, "rss_loaded_mb": loaded, "rows": rows}
 
 
-def _instrument() -> dict[str, float]:
-    """Time each step of flows.run.pipeline (its table of plain steps) and the warehouse copy of atomic_run."""
-    import flows.run.pipeline as pipeline
-    import flows.run.publish as publish
+def copy_warehouse(source: Path, target: Path) -> None:
+    """A warehouse and the Parquet parts beside it (flows.warehouse.store): the two travel together."""
+    from flows.warehouse.store import store_folder
 
-    stages: dict[str, float] = {}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    shutil.rmtree(store_folder(target), ignore_errors=True)
+    if store_folder(source).is_dir():
+        shutil.copytree(store_folder(source), store_folder(target))
 
-    def timed(name, fn):
-        def call(*args, **kwargs):
-            started = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                stages[name] = stages.get(name, 0.0) + time.perf_counter() - started
 
-        return call
+def _clear_warehouse(warehouse: Path) -> None:
+    from flows.warehouse.store import store_folder
 
-    plain = getattr(pipeline, "PLAIN", None)
-    if isinstance(plain, dict):
-        for name, fn in list(plain.items()):
-            plain[name] = timed(name, fn)
-    publish.shutil.copyfile = timed("copy warehouse", publish.shutil.copyfile)
-    return stages
+    for leftover in warehouse.parent.glob(warehouse.name + "*"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink()
+    shutil.rmtree(store_folder(warehouse), ignore_errors=True)
 
 
 def work_pipeline(args: argparse.Namespace) -> dict:
     from flows.run.pipeline import run_pipeline
-    from flows.run.steps import Scope
+    from flows.run.state import Scope
     from flows.settings import Settings
+    from flows.warehouse.store import store_folder
 
     _warm_imports()
     warehouse, out = Path(args.warehouse), Path(args.out)
-    for leftover in warehouse.parent.glob(warehouse.name + "*"):
-        leftover.unlink()
+    _clear_warehouse(warehouse)
     shutil.rmtree(out, ignore_errors=True)
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     if args.start_from:
-        shutil.copyfile(args.start_from, warehouse)
+        copy_warehouse(Path(args.start_from), warehouse)
     overrides = {"chunk_lines": args.chunk_lines} if args.chunk_lines else {}
     settings = Settings(source=Path(args.source), warehouse=warehouse, out=out, **overrides)
-    stages = _instrument()
     gc.collect()
     loaded = rss_mb()
     started, cpu = time.perf_counter(), time.process_time()
     summary = run_pipeline(settings, Scope(args.flow), emit_batches=args.emit, as_tasks=False)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    # each step's time, as the run measures it; the rest is the lock, migrations, checkpoint and commit
+    stages = dict(summary.stages)
     stages["rest (lock, migrations, checkpoint, commit, moves)"] = seconds - sum(stages.values())
     if args.keep:
-        shutil.copyfile(warehouse, args.keep)
+        copy_warehouse(warehouse, Path(args.keep))
     found = summary.as_dict()
+    found.pop("stages", None)
     found["files"] = len(found.get("files") or [])
-    size = sum(p.stat().st_size for p in warehouse.parent.glob(warehouse.name + "*"))
+    size = warehouse.stat().st_size + sum(
+        p.stat().st_size for p in store_folder(warehouse).rglob("*") if p.is_file()
+    )
     return {
         "seconds": seconds,
         "cpu_seconds": cpu,
@@ -262,28 +265,30 @@ def work_cli(args: argparse.Namespace) -> dict:
 
 PRESEND = """
 begin;
-insert into xero_batches
+insert into xero_batches (batch_id, practice_id, run_id, path, csv_path, invoice_count, line_count, bytes, created_at)
 select 'presend-' || practice_id, practice_id, 'bench-presend', 'presend', 'presend', count(*), 0, 0, now()
 from xero_invoices where batch_id is null group by practice_id;
 insert into export_ledger
 select i.practice_id, i.invoice_id, t.digest, 'presend-' || i.practice_id, 'bench-presend', now()
 from xero_invoices i join invoice_tracking t using (practice_id, invoice_id)
 where i.batch_id is null and t.invoice_state = 'ready';
-update xero_invoices set batch_id = 'presend-' || practice_id where batch_id is null;
-update xero_line_items set batch_id = 'presend-' || practice_id where batch_id is null;
 commit;
 checkpoint;
 """
 
 
 def work_presend(args: argparse.Namespace) -> dict:
-    """Mark every ready invoice of a backfilled warehouse as sent in an earlier batch (ledger, batch ids),
+    """Mark every ready invoice of a backfilled warehouse as sent in an earlier batch (the ledger, which
+    the batch ids of xero_invoices and xero_line_items are read from),
     as years of nightly runs would have left it, without writing the files: the nightly then batches only
     what it changes. (Writing those batches for real is the batches piece; at 10M it would take an hour.)"""
     import duckdb
 
+    from flows.warehouse.store import Store, store_folder
+
     con = duckdb.connect(args.warehouse)
     try:
+        Store(con, store_folder(Path(args.warehouse))).refresh_views()  # its parts, not the original's
         pending = con.execute("select count(*) from xero_invoices where batch_id is null").fetchone()[0]
         con.execute(PRESEND)
     finally:
@@ -641,6 +646,18 @@ class Bench:
                 for _ in range(opts.repeats):
                     cli = ["--source", str(sources["0"]), "--warehouse", str(place / "warehouse.duckdb")]
                     self.measure("0", "cli", "fixed via the CLI", [*cli, "--out", str(place / "out")])
+                # A backfill as a user runs it (`trackline backfill`), on the same files as the slots peer:
+                # its time less the tiny run's is its marginal cost.
+                for size in opts.cli_sizes:
+                    place = WORK / "runs" / size / "cli"
+                    for _ in range(opts.repeats):
+                        cli = [
+                            "--source",
+                            str(backfill_sources[size]),
+                            "--warehouse",
+                            str(place / "warehouse.duckdb"),
+                        ]
+                        self.measure(size, "cli", "backfill via the CLI", [*cli, "--out", str(place / "out")])
             if "batches" in opts.pieces:
                 for size in opts.batch_sizes:
                     self.pipeline(size, "batches", sources[size], emit=True)
@@ -698,7 +715,7 @@ class Bench:
                     entry["stages"] = {k: statistics.median(s.get(k, 0.0) for s in stages) for k in stages[0]}
                 if label == "batches" and ok:
                     batched = ok[0]["summary"].get("invoices_batched", 0)
-                    step = entry.get("stages", {}).get("batches")
+                    step = entry.get("stages", {}).get("write xero batches")
                     entry["invoices_batched"] = batched
                     entry["invoices_per_second"] = batched / step if step else None
                 if label == "fixed via the CLI" and ok:
@@ -734,6 +751,14 @@ class Bench:
                 ratio["backfill_less_fixed_vs_duckdb"] = (back["seconds"] - fixed) / duck["seconds"]
             if typed_backfill and back.get("seconds") and slots.get("seconds") and fixed is not None:
                 ratio["backfill_less_fixed_vs_slots"] = (back["seconds"] - fixed) / slots["seconds"]
+            cli, cli_fixed = (
+                pieces.get("backfill via the CLI", {}),
+                medians.get("0", {}).get("fixed via the CLI", {}),
+            )
+            if cli.get("seconds") and cli_fixed.get("seconds") and slots.get("seconds"):
+                ratio["cli_marginal_vs_slots"] = (cli["seconds"] - cli_fixed["seconds"]) / slots["seconds"]
+            if back.get("peak_rss_mb"):
+                ratio["backfill_peak_rss_mb"] = back["peak_rss_mb"]
             if batches.get("invoices_per_second"):
                 ratio["batch_invoices_per_second"] = batches["invoices_per_second"]
             if night.get("seconds") and empty.get("seconds"):
@@ -836,6 +861,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pandas-repeats", type=int, help="runs of the pandas peer (default: --repeats)")
     parser.add_argument("--skip-pandas", default="", help="sizes at which the pandas peer is not run")
     parser.add_argument(
+        "--cli-sizes",
+        default="",
+        help="sizes (with the backfill piece) at which `trackline backfill` is also timed as a user runs it",
+    )
+    parser.add_argument(
         "--pieces",
         default="engines,backfill,batches,nightly",
         help="which pieces to run (default engines,backfill,batches,nightly; also: slots)",
@@ -868,6 +898,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = parser.parse_args(argv)
     opts.sizes = [s.strip() for s in opts.sizes.split(",") if s.strip()]
     opts.pieces = {p.strip() for p in opts.pieces.split(",")}
+    opts.cli_sizes = [s.strip() for s in opts.cli_sizes.split(",") if s.strip()]
     if opts.backfill_source == "typed" and opts.pieces & {"batches", "nightly"}:
         parser.error("--backfill-source typed is for the backfill and fixed pieces (the nightly reads text)")
     opts.skip_pandas = {s.strip() for s in opts.skip_pandas.split(",") if s.strip()}
