@@ -158,6 +158,49 @@ def report(warehouse: WarehouseOpt = None, out_dir: OutOpt = None) -> None:
     out.print(f"report: {paths[-1]}", highlight=False)
 
 
+ConnectionsOpt = Annotated[
+    Path | None,
+    typer.Option("--connections", help="Xero connections file (default data/xero_connections.json)."),
+]
+PracticeOpt = Annotated[list[str] | None, typer.Option("--practice", help="Only this practice (repeatable).")]
+
+
+def print_push(summary: dict) -> None:
+    table = Table(title=f"trackline push {summary['push_id']}")
+    for column in ("practice", "sent", "refused by Xero", "tracking not active in Xero", "skipped"):
+        table.add_column(column)
+    practices = sorted({*summary["sent"], *summary["rejected"], *summary["not_active"], *summary["skipped"]})
+    for p in practices:
+        table.add_row(
+            p,
+            str(summary["sent"].get(p, 0)),
+            str(summary["rejected"].get(p, 0)),
+            str(summary["not_active"].get(p, 0)),
+            summary["skipped"].get(p, ""),
+        )
+    out.print(table if practices else "nothing to send: every written batch is in Xero")
+    out.print(f"{summary['batches_sent']} requests carried invoices; {summary['requests']} requests in all")
+    for practice, why in summary["skipped"].items():
+        err.print(f"trackline: practice {practice} skipped: {why}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def push(
+    practice: PracticeOpt = None,
+    warehouse: WarehouseOpt = None,
+    out_dir: OutOpt = None,
+    connections: ConnectionsOpt = None,
+) -> None:
+    """Send the written batches not yet accepted by Xero (each practice to its own organisation)."""
+    _quiet_prefect()
+    from flows.run.pipeline import push_flow
+
+    settings = _settings(None, warehouse, out_dir)
+    if connections is not None:
+        settings = settings.model_copy(update={"xero_connections": connections})
+    print_push(_run(push_flow, settings, practices=practice or []))
+
+
 @app.command()
 def serve() -> None:
     """Register the nightly schedule with Prefect and serve it."""

@@ -1,4 +1,6 @@
-"""`trackline serve`: the nightly deployment on a cron schedule (default 02:00 Europe/London)."""
+"""`trackline serve`: the nightly deployment on a cron schedule (default 02:00 Europe/London), which also
+pushes the night's batches to Xero when TRACKLINE_PUSH_AFTER_NIGHTLY is set (prefect.yaml says the same).
+Its parameters are the settings, which name the Xero connections file but never hold a secret."""
 
 from __future__ import annotations
 
@@ -20,8 +22,15 @@ def nightly_deployment(settings: Settings):
         name=DEPLOYMENT,
         schedules=[nightly_schedule(settings)],
         parameters={"settings": settings.model_dump(mode="json"), "lock_retries": 3, "lock_retry_delay": 300},
-        description="Invoices changed since the last successful run, plus every held invoice.",
+        description=nightly_description(settings),
     )
+
+
+def nightly_description(settings: Settings) -> str:
+    said = "Invoices changed since the last successful run, plus every held invoice."
+    if settings.push_after_nightly:
+        said += " Then the night's batches are pushed to Xero (TRACKLINE_PUSH_AFTER_NIGHTLY)."
+    return said
 
 
 def serve_nightly(settings: Settings) -> None:

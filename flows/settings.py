@@ -26,6 +26,24 @@ class Settings(BaseSettings):
     # The nightly schedule that `trackline serve` registers.
     schedule_cron: str = "0 2 * * *"
     schedule_timezone: str = "Europe/London"
+    # The nightly deployment also pushes the night's batches to Xero (`trackline push`).
+    push_after_nightly: bool = False
+
+    # Sending to Xero (contract section 6). The connections file holds the secrets; it is only ever named
+    # here, so no secret is in a setting, a Prefect parameter or a log.
+    xero_connections: Path = Path("data/xero_connections.json")
+    xero_api_url: str = "https://api.xero.com/api.xro/2.0"
+    xero_token_url: str = "https://identity.xero.com/connect/token"
+    # Xero's limits per organisation and for the app, and how patiently to retry. A test double whose
+    # clock runs fast shortens xero_minute_seconds and the retry waits.
+    xero_requests_per_minute: int = 60
+    xero_in_flight: int = 5
+    xero_app_requests_per_minute: int = 10_000
+    xero_minute_seconds: float = 60.0
+    xero_attempts: int = 6
+    xero_retry_wait_seconds: float = 1.0
+    xero_retry_wait_max_seconds: float = 30.0
+    xero_timeout_seconds: float = 60.0
 
     @property
     def lock_path(self) -> Path:

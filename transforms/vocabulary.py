@@ -13,8 +13,8 @@ SLOT1_SOURCES = ("client",)
 SLOT2_SOURCES = ("service", "owner")
 SEVERITIES = ("error", "warning")
 
-# Every exception code of contract §3, in the order a finance lead reads them.
-CODES = (
+# Every exception code a run finds (contract §3), in the order a finance lead reads them.
+RUN_CODES = (
     "SAME_CATEGORY",
     "CONSOLIDATION_TAX_MISMATCH",
     "UNKNOWN_OPTION",
@@ -29,6 +29,13 @@ CODES = (
     "EMPTY_INVOICE",
     "ORPHAN_LINE",
 )
+# What Xero did with what was sent (contract §6), recorded by `trackline push` (and verify, retrack), never
+# by a run: a run leaves these open, and they never stop an invoice being resolved or batched.
+XERO_CODES = (
+    "XERO_REJECTED",
+    "XERO_OPTION_NOT_ACTIVE",
+)
+CODES = RUN_CODES + XERO_CODES
 
 LineType = pl.Enum(LINE_TYPES)
 InvoiceState = pl.Enum(INVOICE_STATES)

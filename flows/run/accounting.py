@@ -31,8 +31,11 @@ import duckdb
 import polars as pl
 
 from flows.warehouse.writes import arrow
+from transforms.vocabulary import RUN_CODES
 
 SHOWN = 3  # offending keys named in the message
+# The codes a run decides on (what Xero did with a sent invoice holds nothing: transforms.vocabulary).
+RUN_CODE_LIST = ", ".join(f"'{code}'" for code in RUN_CODES)
 
 # The source, as the checks see it (temp tables of the run, built in this order). Mirrors
 # transforms.parse_sources: an id is there when it is not blank; a status parses when, trimmed and
@@ -86,7 +89,8 @@ _SOURCE: dict[str, str] = {
         from in_scope s
         left join invoice_tracking t using (practice_id, invoice_id)
         left join (select distinct practice_id, invoice_id from exceptions
-                   where severity = 'error' and invoice_id is not null) e using (practice_id, invoice_id)
+                   where severity = 'error' and invoice_id is not null and code in ({run_codes}))
+                  e using (practice_id, invoice_id)
         left join (select distinct t.practice_id, t.invoice_id from keyless_lines l join invoice_tracking t
                      on l.invoice_id = t.invoice_id
                     and ((l.practice_id = t.practice_id and l.has_line is not true)
@@ -229,7 +233,9 @@ def unaccounted(
     try:
         # The source's invoices and lines, read once into temp tables the checks share.
         for name, sql in _SOURCE.items():
-            source_sql = _shared(sql.format(scope_filter=scope_filter, line_filter=line_filter))
+            source_sql = _shared(
+                sql.format(scope_filter=scope_filter, line_filter=line_filter, run_codes=RUN_CODE_LIST)
+            )
             con.execute(f"create or replace temp table _acc_{name} as {source_sql}")
         failures = []
         for what, sql in _CHECKS.items():

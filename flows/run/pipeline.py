@@ -7,6 +7,7 @@ month partitions), one task each, with a progress bar on a terminal.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from datetime import UTC, date, datetime
@@ -17,9 +18,10 @@ from prefect.states import Completed, Failed, State
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from flows.run import faults, steps
+from flows import faults
+from flows.run import steps
 from flows.run.publish import atomic_run
-from flows.run.state import RunSummary, Scope
+from flows.run.state import PushSummary, RunSummary, Scope
 from flows.run.stops import Stopped, stop_sentence
 from flows.settings import Settings
 from flows.sources import source_for
@@ -167,11 +169,74 @@ def _with_lock_retries(settings: Settings, scope: Scope, emit: bool, retries: in
 def nightly_flow(
     settings: Settings | None = None, lock_retries: int = 0, lock_retry_delay: float = 60.0
 ) -> dict:
-    """Invoices changed since the last successful run, plus every held invoice; batches what changed."""
+    """Invoices changed since the last successful run, plus every held invoice; batches what changed;
+    then, with push_after_nightly, sends them to Xero."""
     settings = settings or Settings()
-    return _ending_in_one_line(
-        _with_lock_retries, settings, Scope("nightly"), True, lock_retries, lock_retry_delay
+
+    def night() -> dict:
+        summary = _with_lock_retries(settings, Scope("nightly"), True, lock_retries, lock_retry_delay)
+        if settings.push_after_nightly:
+            summary["push"] = run_push(settings, None).as_dict()
+        return summary
+
+    return _ending_in_one_line(night)
+
+
+@flow(name="trackline-push", log_prints=True)
+def push_flow(settings: Settings | None = None, practices: list[str] | None = None) -> dict:
+    """Send the written batches not yet accepted by Xero, each to its practice's organisation."""
+    settings = settings or Settings()
+    return _ending_in_one_line(lambda: run_push(settings, practices or None).as_dict())
+
+
+def _push_now(run, settings: Settings, practices: list[str] | None) -> PushSummary:
+    """The push's one task: the requests (asyncio, within Xero's limits) and their record."""
+    from flows.xero.push import push, record
+
+    outcome = asyncio.run(
+        push(run.con, settings.out, settings.warehouse, run.run_id, push_settings(settings), practices)
     )
+    record(run.con, outcome, run.started_at, datetime.now(UTC))
+    return PushSummary.of(outcome)
+
+
+PUSH = Step(_push_now, "push to xero")
+
+
+def push_settings(settings: Settings):
+    from flows.xero.api import Limits
+    from flows.xero.push import PushSettings
+
+    return PushSettings(
+        api_url=settings.xero_api_url,
+        token_url=settings.xero_token_url,
+        connections=settings.xero_connections,
+        limits=Limits(
+            per_minute=settings.xero_requests_per_minute,
+            in_flight=settings.xero_in_flight,
+            app_per_minute=settings.xero_app_requests_per_minute,
+            minute_seconds=settings.xero_minute_seconds,
+            attempts=settings.xero_attempts,
+            retry_wait_seconds=settings.xero_retry_wait_seconds,
+            retry_wait_max_seconds=settings.xero_retry_wait_max_seconds,
+            timeout_seconds=settings.xero_timeout_seconds,
+        ),
+    )
+
+
+def run_push(settings: Settings, practices: list[str] | None, *, as_tasks: bool = True) -> PushSummary:
+    """One push, written to the warehouse atomically like a run (flows.run.publish); after the commit the
+    journal keeps only the requests whose answer never came (flows.xero.push)."""
+    from flows.xero.push import Journal, journal_path, unanswered_after
+
+    stages: dict[str, float] = {}
+    with atomic_run(
+        settings.warehouse, settings.out, settings.lock_path, "push", settings.duckdb_memory_limit
+    ) as run:
+        summary = PUSH(as_tasks, stages, run, settings, practices)
+    faults.checkpoint("push-committed")
+    Journal.keep_only(journal_path(settings.warehouse), unanswered_after(settings.warehouse))
+    return summary
 
 
 @flow(name="trackline-backfill", log_prints=True)

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import duckdb
 
+from flows import faults
 from flows.outputs import inside
-from flows.run import faults
 from flows.warehouse.lock import exclusive_lock
 from flows.warehouse.migrations import apply_migrations
 from flows.warehouse.store import Store, collect_garbage, store_folder

@@ -123,3 +123,37 @@ class RunSummary:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class PushSummary:
+    """What a push did, practice by practice (flows.xero.push)."""
+
+    push_id: str
+    sent: dict[str, int] = field(default_factory=dict)
+    rejected: dict[str, int] = field(default_factory=dict)
+    not_active: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    requests: int = 0
+    batches_sent: int = 0
+
+    @classmethod
+    def of(cls, outcome) -> PushSummary:
+        def count(rows: list[dict]) -> dict[str, int]:
+            found: dict[str, int] = {}
+            for row in rows:
+                found[row["practice_id"]] = found.get(row["practice_id"], 0) + 1
+            return dict(sorted(found.items()))
+
+        return cls(
+            push_id=outcome.push_id,
+            sent=count(outcome.sent),
+            rejected=count(outcome.rejected),
+            not_active=count(outcome.not_active),
+            skipped=dict(sorted(outcome.skipped.items())),
+            requests=len(outcome.requests),
+            batches_sent=outcome.batches_sent,
+        )
+
+    def as_dict(self) -> dict:
+        return asdict(self)

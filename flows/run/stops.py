@@ -27,10 +27,11 @@ def stop_sentence(problem: BaseException) -> str | None:
     from flows.run.accounting import AccountingCheckFailed
     from flows.sources.files import SourceError
     from flows.warehouse.lock import WarehouseLocked
+    from flows.xero.api import XeroSetupError
     from flows.xero.files import XeroBodyInvalid
     from transforms.schemas import OutputCheckFailed
 
-    if isinstance(problem, Stopped | SourceError | WarehouseLocked):
+    if isinstance(problem, Stopped | SourceError | WarehouseLocked | XeroSetupError):
         return _flat(str(problem))
     if isinstance(problem, OutputCheckFailed | XeroBodyInvalid | AccountingCheckFailed | PathOutsideOutput):
         return _flat(f"stopped, nothing changed: {problem}")

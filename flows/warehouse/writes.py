@@ -11,6 +11,8 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
+from transforms.vocabulary import RUN_CODES
+
 INVOICE = ["practice_id", "invoice_id"]
 
 
@@ -74,18 +76,21 @@ def merge_exceptions(
     now: datetime,
     *,
     unattributed: bool,
+    codes: tuple[str, ...] = RUN_CODES,
 ) -> None:
     """Make `exceptions` hold what this run found for the invoices of `scope` (or, with `unattributed`,
-    for the problems that belong to no invoice).
+    for the problems that belong to no invoice), among the exceptions of `codes` (a run's own codes by
+    default: what `trackline push` recorded of Xero's answers is its own to close).
 
     A problem still found keeps its first_seen_at; one no longer found moves to exception_history.
     """
     con.register("_found", arrow(found.with_columns(pl.col("code", "severity").cast(pl.Utf8))))
     con.register("_scope", arrow(scope.select(INVOICE).unique()))
+    of_codes = "e.code in (" + ", ".join(f"'{c}'" for c in codes) + ")"
     in_scope = (
-        "(e.invoice_id is null)"
+        f"(e.invoice_id is null and {of_codes})"
         if unattributed
-        else "(exists (select 1 from _scope s where s.practice_id = e.practice_id and s.invoice_id = e.invoice_id))"
+        else f"({of_codes} and exists (select 1 from _scope s where s.practice_id = e.practice_id and s.invoice_id = e.invoice_id))"
     )
     same = (
         "f.practice_id is not distinct from e.practice_id and f.invoice_id is not distinct from e.invoice_id "

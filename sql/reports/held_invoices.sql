@@ -1,9 +1,21 @@
--- held_invoices: the work list: every invoice held back from Xero, with why, how much and since when.
+-- held_invoices: the work list: every invoice held back from Xero, by trackline's checks or by Xero itself
+-- (refused when pushed, or naming tracking Xero does not have active), with why, how much and since when.
 create or replace view held_invoices as
-with held as (
+with refused_by_xero as (
+    select practice_id, invoice_id, list_sort(list_distinct(list(code))) as codes
+    from exceptions
+    where severity = 'error' and invoice_id is not null and starts_with(code, 'XERO_')
+    group by all
+),
+
+held as (
     select practice_id, invoice_id, invoice_number, client_id, issue_date, hold_codes, line_count
     from invoice_tracking
     where invoice_state = 'held'
+    union all
+    select t.practice_id, t.invoice_id, t.invoice_number, t.client_id, t.issue_date, x.codes, t.line_count
+    from invoice_tracking t join refused_by_xero x using (practice_id, invoice_id)
+    where t.invoice_state = 'ready'
 ),
 
 held_amounts as (
@@ -53,7 +65,7 @@ final as (
 
 select * from final;
 
-comment on view held_invoices is 'One row per invoice held back from Xero: its codes, its money, since when, and the first error to fix. Fix the source, and the next run sends it.';
+comment on view held_invoices is 'One row per invoice held back from Xero, by trackline''s checks (held) or by Xero itself (XERO_REJECTED, XERO_OPTION_NOT_ACTIVE when pushed): its codes, its money, since when, and the first error to fix. Fix the source (or Xero), and the next run or push sends it.';
 comment on column held_invoices.practice_id is 'The practice (tenant).';
 comment on column held_invoices.invoice_id is 'The invoice held.';
 comment on column held_invoices.invoice_number is 'Its invoice number in the practice app.';
@@ -62,7 +74,7 @@ comment on column held_invoices.issue_date is 'Issue date (null when it did not 
 comment on column held_invoices.currency is 'Currency as given in the source.';
 comment on column held_invoices.amount is 'Net amount of its source lines, exact to the cent (DECIMAL); lines whose amount did not parse count as zero.';
 comment on column held_invoices.lines is 'Source lines on the invoice.';
-comment on column held_invoices.hold_codes is 'Error codes holding it, comma-separated.';
+comment on column held_invoices.hold_codes is 'Error codes holding it, comma-separated (XERO_ codes: what Xero did when it was pushed).';
 comment on column held_invoices.errors is 'Open error rows in exceptions for it.';
 comment on column held_invoices.first_seen_at is 'When the oldest of its errors was first seen (UTC): it has been held at least since then.';
 comment on column held_invoices.age_days is 'Whole days from first_seen_at to now (the moment of the query).';

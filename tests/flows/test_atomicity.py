@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from flows.run.faults import POINTS
+from flows.faults import POINTS
 from tests.source_builder import SourceBuilder
 from tests.warehouse_state import assert_same_tables, files, tables
 

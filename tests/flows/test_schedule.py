@@ -63,3 +63,14 @@ def test_locked_warehouse_is_retried_but_bad_data_is_not(tmp_path, monkeypatch):
     with pytest.raises(SourceError):
         pipeline._with_lock_retries(settings, pipeline.steps.Scope("nightly"), True, 3, 0)
     assert calls == ["bad"], "bad data is not retried"
+
+
+def test_the_nightly_pushes_to_xero_when_told_and_both_declarations_say_so(monkeypatch):
+    monkeypatch.setenv("TRACKLINE_PUSH_AFTER_NIGHTLY", "true")
+    served = nightly_deployment(Settings())
+    assert served.parameters["settings"]["push_after_nightly"] is True
+    assert "pushed to Xero" in served.description
+    declared = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    assert "TRACKLINE_PUSH_AFTER_NIGHTLY" in declared["deployments"][0]["description"]
+    monkeypatch.delenv("TRACKLINE_PUSH_AFTER_NIGHTLY")
+    assert "pushed" not in nightly_deployment(Settings()).description
