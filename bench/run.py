@@ -238,8 +238,7 @@ def work_cli(args: argparse.Namespace) -> dict:
     env = dict(os.environ, PREFECT_HOME=str(home), DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
     trackline = Path(sys.executable).parent / "trackline"
     shutil.rmtree(args.out, ignore_errors=True)
-    for leftover in Path(args.warehouse).parent.glob(Path(args.warehouse).name + "*"):
-        leftover.unlink()
+    _clear_warehouse(Path(args.warehouse))
     commands = {
         "prefect_floor_seconds": [sys.executable, "-c", PREFECT_FLOOR],
         "seconds": [
