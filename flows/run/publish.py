@@ -135,7 +135,8 @@ def atomic_run(
             con.execute("set variable trackline_store = ?", [str(root)])
             apply_migrations(con)
             store = Store(con, root)
-            store.refresh_views()  # the views name files by path: point them at where the store is now
+            if not store.views_point_here():
+                store.refresh_views()  # the views name files by path: point them at where the store is now
             scratch.mkdir(parents=True, exist_ok=True)
             yield Run(run_id, flow, started, warehouse, work, out, staging, con, store, scratch)
             store.sync(run_id)

@@ -162,10 +162,26 @@ class Store:
 
     def refresh_views(self) -> None:
         """(Re)create each stored table's view over the files of its current parts, with the template's
-        columns, types and comments."""
+        columns, types and comments (one statement a table: a view and its comments)."""
+        comments = self._comments()
         for table in STORED:
-            self.con.execute(f"create or replace view main.{table} as {self._view_sql(table)}")
-            self._copy_comments(table)
+            self.con.execute(
+                f"create or replace view main.{table} as {self._view_sql(table)};\n" + comments[table]
+            )
+
+    def views_point_here(self) -> bool:
+        """Whether the views already name files under this store's folder (or name none): the warehouse
+        has not moved since they were made."""
+        found = dict(
+            self.con.execute(
+                "select view_name, sql from duckdb_views() where schema_name = 'main' and view_name in (select unnest(?))",
+                [list(STORED)],
+            ).fetchall()
+        )
+        if set(found) != set(STORED):
+            return False
+        here = _literal(str(self.root.resolve()) + "/")[:-1]
+        return all("read_parquet(" not in sql or here in sql for sql in found.values())
 
     def _view_sql(self, table: str) -> str:
         columns = self.schema(table)
@@ -191,23 +207,32 @@ class Store:
                 left join main.sent_batches b using (practice_id, invoice_id)"""
         return body
 
-    def _copy_comments(self, table: str) -> None:
-        comment = self.con.execute(
-            "select comment from duckdb_tables() where schema_name = 'store' and table_name = ?", [table]
-        ).fetchone()
-        if comment and comment[0]:
-            self.con.execute(f"comment on view main.{table} is {_literal(comment[0])}")
-        for column, text in self.con.execute(
-            "select column_name, comment from duckdb_columns() where schema_name = 'store' and table_name = ?",
-            [table],
-        ).fetchall():
-            if text:
-                self.con.execute(f'comment on column main.{table}."{column}" is {_literal(text)}')
-        if table in BATCHED:
+    def _comments(self) -> dict[str, str]:
+        """Each stored table's view's COMMENT statements, from its template in the schema `store`."""
+        tables = dict(
             self.con.execute(
-                f"comment on column main.{table}.batch_id is "
-                "'Batch that carried exactly this content (export_ledger); null when not batched yet.'"
-            )
+                "select table_name, comment from duckdb_tables() where schema_name = 'store'"
+            ).fetchall()
+        )
+        columns: dict[str, list[tuple[str, str]]] = {}
+        for table, column, text in self.con.execute(
+            "select table_name, column_name, comment from duckdb_columns() "
+            "where schema_name = 'store' and comment is not null order by column_index"
+        ).fetchall():
+            columns.setdefault(table, []).append((column, text))
+        said = {}
+        for table in STORED:
+            statements = [f"comment on view main.{table} is {_literal(tables[table])}"] if tables.get(table) else []
+            statements += [
+                f'comment on column main.{table}."{column}" is {_literal(text)}' for column, text in columns.get(table, [])
+            ]
+            if table in BATCHED:
+                statements.append(
+                    f"comment on column main.{table}.batch_id is "
+                    "'Batch that carried exactly this content (export_ledger); null when not batched yet.'"
+                )
+            said[table] = ";\n".join(statements)
+        return said
 
     def sync(self, run_id: str) -> None:
         """Flush this run's part files to disk before the warehouse that points at them is committed."""

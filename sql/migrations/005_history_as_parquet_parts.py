@@ -87,14 +87,16 @@ def migrate(con) -> None:
         comment = con.execute(
             "select comment from duckdb_tables() where schema_name = 'main' and table_name = ?", [table]
         ).fetchone()[0]
-        if comment:
-            con.execute(f"comment on table store.{table} is {_quoted(comment)}")
-        for column, text in con.execute(
-            "select column_name, comment from duckdb_columns() where schema_name = 'main' and table_name = ?",
-            [table],
-        ).fetchall():
-            if text and column in keep:
-                con.execute(f'comment on column store.{table}."{column}" is {_quoted(text)}')
+        statements = [f"comment on table store.{table} is {_quoted(comment)}"] if comment else []
+        statements += [
+            f'comment on column store.{table}."{column}" is {_quoted(text)}'
+            for column, text in con.execute(
+                "select column_name, comment from duckdb_columns() where schema_name = 'main' and table_name = ?",
+                [table],
+            ).fetchall()
+            if text and column in keep
+        ]
+        con.execute(";\n".join(statements))
     for table, columns in RAW_COLUMNS.items():
         listed = ", ".join(f'"{c}" varchar' for c in columns)
         con.execute(f"create table store.{table} ({listed}, _row bigint)")
