@@ -26,8 +26,9 @@ demo: $(STAMP)
 	$(BIN)/trackline backfill --emit-batches
 	$(BIN)/trackline report
 
+# Two workers (pytest-xdist), a test file each at a time: the machines have two cores.
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check flows transforms tests bench
