@@ -35,7 +35,14 @@ XERO_CODES = (
     "XERO_REJECTED",
     "XERO_OPTION_NOT_ACTIVE",
 )
-CODES = RUN_CODES + XERO_CODES
+# Invoices already in Xero (contract section 6, Verify and Retrack): an invoice whose amounts or lines changed
+# in the source since it was sent (found by a run, kept out of batches), a line whose tracking Xero does not
+# hold as sent (found by `trackline verify`), and an update of tracking Xero refused (`trackline retrack
+# --apply`). Each is closed only by what found it.
+SENT_CODES = ("SENT_INVOICE_CHANGED",)
+VERIFY_CODES = ("XERO_TRACKING_DROPPED",)
+RETRACK_CODES = ("RETRACK_BLOCKED",)
+CODES = RUN_CODES + XERO_CODES + SENT_CODES + VERIFY_CODES + RETRACK_CODES
 
 LineType = pl.Enum(LINE_TYPES)
 InvoiceState = pl.Enum(INVOICE_STATES)

@@ -245,7 +245,7 @@ def write_batches(
     max_bytes: int,
     chunk_lines: int = 2_000_000,
 ) -> tuple[int, int, list[str]]:
-    """Batch every ready invoice whose content was never sent: those of `only` (Parquet files with
+    """Batch every ready invoice whose content was never sent and that Xero does not have: those of `only` (Parquet files with
     practice_id, invoice_id: the invoices a backfill recomputed) when given, else every one in the
     warehouse (nightly: nothing pending is forgotten). Practices go in groups of about `chunk_lines`
     lines (bounded memory)."""
@@ -265,6 +265,9 @@ def write_batches(
             join invoice_tracking t using (practice_id, invoice_id)
             {"semi join _only using (practice_id, invoice_id)" if only is not None else ""}
             where t.invoice_state = 'ready' and i.batch_id is null
+              -- in Xero already: a change of its tracking is retracking's, of its lines the finance lead's
+              and not exists (select 1 from xero_sent_invoices s
+                              where s.practice_id = i.practice_id and s.invoice_id = i.invoice_id)
             """,
         ).sort(INVOICE)
     finally:

@@ -495,6 +495,7 @@ def record(con: duckdb.DuckDBPyConnection, outcome: Outcome, started: datetime, 
             ),
             "x.practice_id = n.practice_id and x.invoice_id = n.invoice_id",
         )
+        con.execute(SENT_LINES_SQL, [outcome.push_id])
     if outcome.rejected:
         _insert_new(
             con,
@@ -538,6 +539,31 @@ def record(con: duckdb.DuckDBPyConnection, outcome: Outcome, started: datetime, 
             sorted(outcome.skipped),
         ],
     )
+
+
+# What Xero now holds of each invoice this push created, line by line (verify and retrack compare with it):
+# the lines sent are the invoice's current xero_line_items, as the push sent only current content. An
+# invoice found after a lost answer whose content has changed since keeps no lines (verify skips it).
+SENT_LINES_SQL = """
+    insert into xero_sent_lines
+    with sent as (
+        select s.* from xero_sent_invoices s
+        join invoice_tracking t using (practice_id, invoice_id)
+        where s.push_id = ? and t.digest = s.digest
+          and not exists (select 1 from xero_sent_lines l
+                          where l.practice_id = s.practice_id and l.invoice_id = s.invoice_id)
+    ),
+    lines as (
+        select x.*, row_number() over (partition by x.practice_id, x.invoice_id order by x.line_no) as n
+        from xero_line_items x semi join sent using (practice_id, invoice_id)
+    )
+    select s.practice_id, s.invoice_id, s.xero_invoice_id, l.line_no, s.line_item_ids[l.n], l.line_id,
+           l.description, l.quantity, l.unit_amount, l.line_amount, l.account_code, l.tax_type,
+           l.tracking1_name, l.tracking1_option, l.tracking2_name, l.tracking2_option, s.sent_at, s.push_id
+    from sent s join lines l using (practice_id, invoice_id)
+    where len(s.line_item_ids) = (select count(*) from lines c
+                                  where c.practice_id = s.practice_id and c.invoice_id = s.invoice_id)
+"""
 
 
 def _insert_new(con: duckdb.DuckDBPyConnection, table: str, rows: pl.DataFrame, same: str) -> None:
