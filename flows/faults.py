@@ -12,6 +12,8 @@ POINTS = ("loaded", "chunk", "resolved", "staged", "committed", "moving")
 # A push: its request written to the journal and on its way; Xero's answer in hand, not yet journaled;
 # every answer journaled, the warehouse not yet committed; committed, the journal not yet rewritten.
 PUSH_POINTS = ("push-sending", "push-answered", "push-journaled", "push-committed")
+# A retrack --apply, the same four moments for its updates (POST /Invoices/{InvoiceID}).
+RETRACK_POINTS = ("retrack-sending", "retrack-answered", "retrack-journaled", "retrack-committed")
 
 
 def checkpoint(point: str) -> None:

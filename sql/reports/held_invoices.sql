@@ -1,10 +1,13 @@
 -- held_invoices: the work list: every invoice held back from Xero, by trackline's checks or by Xero itself
--- (refused when pushed, or naming tracking Xero does not have active), with why, how much and since when.
+-- (refused when pushed, or naming tracking Xero does not have active), or in Xero already with amounts or lines
+-- changed in the source since (SENT_INVOICE_CHANGED), with why, how much and since when. What verify and retrack
+-- find (XERO_TRACKING_DROPPED, RETRACK_BLOCKED) is in Xero, not held back: exception_summary shows it.
 create or replace view held_invoices as
 with refused_by_xero as (
     select practice_id, invoice_id, list_sort(list_distinct(list(code))) as codes
     from exceptions
-    where severity = 'error' and invoice_id is not null and starts_with(code, 'XERO_')
+    where severity = 'error' and invoice_id is not null
+      and (code in ('XERO_REJECTED', 'XERO_OPTION_NOT_ACTIVE') or code = 'SENT_INVOICE_CHANGED')
     group by all
 ),
 
@@ -65,7 +68,7 @@ final as (
 
 select * from final;
 
-comment on view held_invoices is 'One row per invoice held back from Xero, by trackline''s checks (held) or by Xero itself (XERO_REJECTED, XERO_OPTION_NOT_ACTIVE when pushed): its codes, its money, since when, and the first error to fix. Fix the source (or Xero), and the next run or push sends it.';
+comment on view held_invoices is 'One row per invoice held back from Xero, by trackline''s checks (held) or by Xero itself (XERO_REJECTED, XERO_OPTION_NOT_ACTIVE when pushed), or changed in the source after Xero accepted it (SENT_INVOICE_CHANGED: credit it or edit it in Xero): its codes, its money, since when, and the first error to fix. Fix the source (or Xero), and the next run or push sends it.';
 comment on column held_invoices.practice_id is 'The practice (tenant).';
 comment on column held_invoices.invoice_id is 'The invoice held.';
 comment on column held_invoices.invoice_number is 'Its invoice number in the practice app.';
