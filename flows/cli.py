@@ -201,6 +201,142 @@ def push(
     print_push(_run(push_flow, settings, practices=practice or []))
 
 
+# Verify and retrack (contract section 6) -----------------------------------------------------------------
+
+
+def _xero_settings(warehouse: Path | None, out_dir: Path | None, connections: Path | None):
+    settings = _settings(None, warehouse, out_dir)
+    if connections is not None:
+        settings = settings.model_copy(update={"xero_connections": connections})
+    return settings
+
+
+def print_verify(summary: dict) -> None:
+    table = Table(title=f"trackline verify {summary['check_id']}")
+    for column in (
+        "practice",
+        "invoices read",
+        "lines dropped by Xero",
+        "waiting for a later run",
+        "skipped",
+    ):
+        table.add_column(column)
+    practices = sorted({*summary["read"], *summary["dropped"], *summary["waiting"], *summary["skipped"]})
+    for p in practices:
+        table.add_row(
+            p,
+            str(summary["read"].get(p, 0)),
+            str(summary["dropped"].get(p, 0)),
+            str(summary["waiting"].get(p, 0)),
+            summary["skipped"].get(p, ""),
+        )
+    out.print(table if practices else "nothing to verify: no invoice of these practices is in Xero")
+    if summary["dropped"]:
+        out.print(
+            "each dropped line is an open XERO_TRACKING_DROPPED exception (what was sent, what Xero has)"
+        )
+    for practice, why in summary["skipped"].items():
+        err.print(f"trackline: practice {practice} skipped: {why}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def verify(
+    practice: PracticeOpt = None,
+    warehouse: WarehouseOpt = None,
+    out_dir: OutOpt = None,
+    connections: ConnectionsOpt = None,
+) -> None:
+    """Read the invoices sent to Xero back and check that Xero kept their tracking."""
+    _quiet_prefect()
+    from flows.run.pipeline import verify_flow
+
+    print_verify(_run(verify_flow, _xero_settings(warehouse, out_dir, connections), practices=practice or []))
+
+
+def _amount(currency: str | None, amount) -> str:
+    symbol = {"GBP": "£", "EUR": "€", "USD": "$"}.get(currency or "")
+    return f"{symbol}{amount:,.2f}" if symbol else f"{currency or ''} {amount:,.2f}".strip()
+
+
+def print_plan(moves: list[dict]) -> None:
+    if not moves:
+        out.print("the retrack plan is empty: every invoice in Xero carries the tracking resolved now")
+        return
+    table = Table(title="trackline retrack: invoices in Xero whose tracking has changed since")
+    for column in ("practice", "category", "move", "invoices", "lines", "amount", "blocked lines"):
+        table.add_column(
+            column, justify="right" if column in ("invoices", "lines", "amount", "blocked lines") else "left"
+        )
+    totals: dict[tuple[str, str], list] = {}
+    for m in moves:
+        table.add_row(
+            m["practice_id"],
+            m["category"] or "",
+            f"{m['from_option']} → {m['to_option']}",
+            str(m["invoices"]),
+            str(m["lines"]),
+            _amount(m["currency"], m["amount"]),
+            str(m["blocked_lines"]),
+        )
+        total = totals.setdefault((m["practice_id"], m["currency"]), [0, 0])
+        total[0] += m["lines"]
+        total[1] += m["amount"]
+    out.print(table)
+    for (practice, currency), (lines, amount) in totals.items():
+        out.print(f"{practice}: {lines} line moves, {_amount(currency, amount)}")
+    out.print("every line: the view retrack_plan; `trackline retrack --apply` updates them in Xero")
+
+
+def print_retrack(summary: dict) -> None:
+    table = Table(title=f"trackline retrack --apply {summary['check_id']}")
+    for column in ("practice", "invoices updated", "blocked by Xero", "skipped"):
+        table.add_column(column)
+    practices = sorted({*summary["updated"], *summary["blocked"], *summary["skipped"]})
+    for p in practices:
+        table.add_row(
+            p,
+            str(summary["updated"].get(p, 0)),
+            str(summary["blocked"].get(p, 0)),
+            summary["skipped"].get(p, ""),
+        )
+    out.print(table if practices else "nothing to update: the retrack plan is empty")
+    for invoice, why in summary["blocked_why"].items():
+        out.print(f"RETRACK_BLOCKED {invoice}: {why}", highlight=False, soft_wrap=True)
+    for practice, why in summary["skipped"].items():
+        err.print(f"trackline: practice {practice} skipped: {why}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def retrack(
+    practice: PracticeOpt = None,
+    apply: Annotated[bool, typer.Option("--apply", help="Update the invoices in Xero.")] = False,
+    warehouse: WarehouseOpt = None,
+    out_dir: OutOpt = None,
+    connections: ConnectionsOpt = None,
+) -> None:
+    """List the invoices in Xero whose tracking has changed since they were sent; --apply updates them."""
+    _quiet_prefect()
+    settings = _xero_settings(warehouse, out_dir, connections)
+    if apply:
+        from flows.run.pipeline import retrack_flow
+
+        print_retrack(_run(retrack_flow, settings, practices=practice or []))
+        return
+    from flows.reports.views import reading
+    from flows.xero.retrack import plan_moves
+
+    if not settings.warehouse.exists():
+        _fail(
+            f"{settings.warehouse}: no warehouse yet; run `trackline backfill` or `trackline nightly` first"
+        )
+
+    def moves():
+        with reading(settings.warehouse) as con:
+            return plan_moves(con, practice or None)
+
+    print_plan(_run(moves))
+
+
 @app.command()
 def serve() -> None:
     """Register the nightly schedule with Prefect and serve it."""

@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     xero_retry_wait_max_seconds: float = 30.0
     xero_timeout_seconds: float = 60.0
 
+    # Verify (`trackline verify`, and after the nightly push): invoices read back per organisation and run
+    # (those never checked since their tracking was set first, newest first; the rest wait for the next
+    # run), and the calls of Xero's day (5,000 per organisation) verify leaves to pushes and retracks.
+    xero_verify_max_invoices: int = 2_000
+    xero_verify_day_reserve: int = 1_000
+
     @property
     def lock_path(self) -> Path:
         return self.warehouse.with_name(self.warehouse.name + ".lock")

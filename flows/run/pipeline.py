@@ -26,7 +26,7 @@ from flows.run.stops import Stopped, stop_sentence
 from flows.settings import Settings
 from flows.sources import source_for
 from flows.warehouse.lock import WarehouseLocked
-from flows.xero import batches
+from flows.xero import batches, retrack
 
 TASK = {"cache_policy": NONE, "persist_result": False}
 STOPPED = "Stopped"  # the state of a task that stopped the run (flows.run.stops)
@@ -79,6 +79,7 @@ FINISH = Step(steps.finish, "finish resolution")
 BATCHES = Step(batches.write_batches, "write xero batches")
 CHECK = Step(steps.check, "check every invoice is accounted for")
 RECORD = Step(_record_now, "record run")
+SENT = Step(retrack.sent_invoice_changes, "check invoices already in xero")
 
 
 def run_pipeline(
@@ -109,6 +110,7 @@ def run_pipeline(
                 faults.checkpoint("chunk")
         summary = COMMIT(as_tasks, stages, run, plan, results)
         FINISH(as_tasks, stages, run, loaded, plan)
+        SENT(as_tasks, stages, run.con, plan.keys if scope.flow != "nightly" else None, run.started_at)
         faults.checkpoint("resolved")
         if emit_batches:
             count, invoices, written = BATCHES(
@@ -177,6 +179,7 @@ def nightly_flow(
         summary = _with_lock_retries(settings, Scope("nightly"), True, lock_retries, lock_retry_delay)
         if settings.push_after_nightly:
             summary["push"] = run_push(settings, None).as_dict()
+            summary["verify"] = run_verify(settings, None)
         return summary
 
     return _ending_in_one_line(night)
@@ -237,6 +240,78 @@ def run_push(settings: Settings, practices: list[str] | None, *, as_tasks: bool 
     faults.checkpoint("push-committed")
     Journal.keep_only(journal_path(settings.warehouse), unanswered_after(settings.warehouse))
     return summary
+
+
+# Verify and retrack (contract section 6) -----------------------------------------------------------------
+
+
+def _verify_now(run, settings: Settings, practices: list[str] | None) -> dict:
+    from flows.xero import verify
+
+    readback = asyncio.run(
+        verify.verify(
+            run.con,
+            run.run_id,
+            verify.VerifySettings(
+                push_settings(settings), settings.xero_verify_max_invoices, settings.xero_verify_day_reserve
+            ),
+            practices,
+        )
+    )
+    verify.record(run.con, readback, run.started_at, datetime.now(UTC))
+    return verify.summary_of(readback)
+
+
+VERIFY = Step(_verify_now, "verify xero")
+
+
+def run_verify(settings: Settings, practices: list[str] | None, *, as_tasks: bool = True) -> dict:
+    """One verify, written to the warehouse atomically like a run (flows.xero.verify)."""
+    stages: dict[str, float] = {}
+    with atomic_run(
+        settings.warehouse, settings.out, settings.lock_path, "verify", settings.duckdb_memory_limit
+    ) as run:
+        return VERIFY(as_tasks, stages, run, settings, practices)
+
+
+@flow(name="trackline-verify", log_prints=True)
+def verify_flow(settings: Settings | None = None, practices: list[str] | None = None) -> dict:
+    """Read the sent invoices back from Xero and check their tracking."""
+    settings = settings or Settings()
+    return _ending_in_one_line(lambda: run_verify(settings, practices or None))
+
+
+def _retrack_now(run, settings: Settings, practices: list[str] | None) -> dict:
+    applied = asyncio.run(
+        retrack.apply(run.con, settings.warehouse, run.run_id, push_settings(settings), practices)
+    )
+    retrack.record(run.con, applied, run.started_at, datetime.now(UTC))
+    return retrack.summary_of(applied)
+
+
+RETRACK = Step(_retrack_now, "retrack in xero")
+
+
+def run_retrack(settings: Settings, practices: list[str] | None, *, as_tasks: bool = True) -> dict:
+    """One retrack --apply, atomic like a push; after the commit the journal keeps only the updates whose
+    answer never came (flows.xero.retrack)."""
+    from flows.xero.push import Journal
+
+    stages: dict[str, float] = {}
+    with atomic_run(
+        settings.warehouse, settings.out, settings.lock_path, "retrack", settings.duckdb_memory_limit
+    ) as run:
+        summary = RETRACK(as_tasks, stages, run, settings, practices)
+    faults.checkpoint("retrack-committed")
+    Journal.keep_only(retrack.journal_path(settings.warehouse), retrack.unanswered_after(settings.warehouse))
+    return summary
+
+
+@flow(name="trackline-retrack", log_prints=True)
+def retrack_flow(settings: Settings | None = None, practices: list[str] | None = None) -> dict:
+    """Update the tracking of invoices already in Xero to what is resolved now (the retrack plan)."""
+    settings = settings or Settings()
+    return _ending_in_one_line(lambda: run_retrack(settings, practices or None))
 
 
 @flow(name="trackline-backfill", log_prints=True)
