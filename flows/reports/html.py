@@ -528,6 +528,58 @@ footer { margin-top: 40px; color: #6b7280; font-size: 0.85rem; }
 """
 
 
+def _in_xero_section(con: duckdb.DuckDBPyConnection) -> str:
+    """What `trackline verify` last found in Xero, and the open retrack plan (views xero_verify_status and
+    retrack_plan_moves)."""
+    checks = _rows(
+        con,
+        """select *, strftime(last_checked_at at time zone 'UTC', '%Y-%m-%d %H:%M UTC') as last_checked,
+                  strftime(oldest_check_at at time zone 'UTC', '%Y-%m-%d %H:%M UTC') as oldest_check
+           from xero_verify_status order by practice_id""",
+    )
+    checks_table = _table(
+        [
+            ("practice_id", "practice", "text"),
+            ("invoices_in_xero", "invoices in Xero", "num"),
+            ("invoices_checked", "read back", "num"),
+            ("invoices_to_check", "waiting for a check", "num"),
+            ("last_checked", "last check", "id"),
+            ("oldest_check", "oldest check", "id"),
+            ("lines_dropped", "lines Xero dropped", "num"),
+        ],
+        checks,
+        empty="Nothing has been sent to Xero from this warehouse.",
+    )
+    moves = _rows(
+        con,
+        """select *, from_option || ' → ' || to_option as move from retrack_plan_moves
+           order by practice_id, category, amount desc, from_option, to_option""",
+    )
+    moves_table = _table(
+        [
+            ("practice_id", "practice", "text"),
+            ("category", "category", "text"),
+            ("move", "move", "text"),
+            ("currency", "currency", "id"),
+            ("invoices", "invoices", "num"),
+            ("lines", "lines", "num"),
+            ("amount", "amount", "money"),
+            ("blocked_lines", "blocked by Xero", "num"),
+        ],
+        moves,
+        empty="The retrack plan is empty: every invoice in Xero carries the tracking resolved now.",
+    )
+    return f"""<section id="in-xero">
+  <h2>In Xero: last check and open retrack plan</h2>
+  <p class="muted">What <code>trackline verify</code> read back (a line whose tracking Xero did not keep is
+  XERO_TRACKING_DROPPED), and the invoices already in Xero whose tracking has changed since
+  (<code>trackline retrack --apply</code> updates them; every line is in retrack_plan.csv).</p>
+  {checks_table}
+  {moves_table}
+</section>
+"""
+
+
 def render_html(con: duckdb.DuckDBPyConnection, warehouse: Path) -> str:
     """The whole report as one HTML document (see the module docstring for what it reads)."""
     names = _practice_names(con)
@@ -608,6 +660,7 @@ def render_html(con: duckdb.DuckDBPyConnection, warehouse: Path) -> str:
         else "",
         empty="No invoice is held.",
     )
+    in_xero = _in_xero_section(con)
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -624,7 +677,7 @@ def render_html(con: duckdb.DuckDBPyConnection, warehouse: Path) -> str:
   <h1>Tracking report</h1>
   <p class="muted">Warehouse {e(warehouse.name)} · generated {e(generated)}. {run_line}
   Amounts are net of tax and never added across currencies.</p>
-  <nav><a href="#headline">Headline</a>{"".join(links)}<a href="#exceptions">Open exceptions</a>
+  <nav><a href="#headline">Headline</a>{"".join(links)}<a href="#in-xero">In Xero</a><a href="#exceptions">Open exceptions</a>
   <a href="#held">Held invoices</a><a href="#glossary">What the figures mean</a></nav>
 </header>
 <section id="headline">
@@ -633,6 +686,7 @@ def render_html(con: duckdb.DuckDBPyConnection, warehouse: Path) -> str:
   {headline_table}
 </section>
 {"".join(sections)}
+{in_xero}
 <section id="exceptions">
   <h2>Open exceptions</h2>
   <p class="muted">By practice and code. An error holds its invoice until a run finds it fixed;

@@ -153,44 +153,18 @@ def sent_invoice_changes(con: duckdb.DuckDBPyConnection, only: Sequence[Path] | 
 
 # The plan -----------------------------------------------------------------------------------------------
 
-MOVES_SQL = """
-    with moves as (
-        select practice_id, currency, invoice_id, line_amount, blocked is not null as blocked,
-               coalesce(tracking1_name, xero_tracking1_name) as category,
-               coalesce(xero_tracking1_option, '(none)') as from_option,
-               coalesce(tracking1_option, '(none)') as to_option
-        from retrack_plan
-        where xero_tracking1_name is distinct from tracking1_name
-           or xero_tracking1_option is distinct from tracking1_option
-        union all
-        select practice_id, currency, invoice_id, line_amount, blocked is not null,
-               coalesce(tracking2_name, xero_tracking2_name),
-               coalesce(xero_tracking2_option, '(none)'),
-               coalesce(tracking2_option, '(none)')
-        from retrack_plan
-        where xero_tracking2_name is distinct from tracking2_name
-           or xero_tracking2_option is distinct from tracking2_option
-    )
-    select practice_id, category, from_option, to_option, currency,
-           count(distinct invoice_id) as invoices, count(*) as lines, sum(line_amount) as amount,
-           count(*) filter (where blocked) as blocked_lines
-    from moves
-    {where}
-    group by all
-    order by practice_id, category, amount desc, from_option, to_option
-"""
-
 
 def plan_moves(con: duckdb.DuckDBPyConnection, practices: list[str] | None) -> list[dict]:
-    """The plan's totals per practice and option move (a line whose two slots moved counts in each)."""
-    where = ""
-    params: list = []
+    """The plan's totals per practice and option move (the view retrack_plan_moves)."""
+    where, params = "", []
     if practices:
         where = "where practice_id in (" + ", ".join("?" for _ in practices) + ")"
         params = list(practices)
-    return [dict(zip(("practice_id", "category", "from_option", "to_option", "currency", "invoices", "lines",
-                      "amount", "blocked_lines"), row, strict=True))
-            for row in con.execute(MOVES_SQL.format(where=where), params).fetchall()]  # fmt: skip
+    return wh.query(
+        con,
+        f"select * from retrack_plan_moves {where} order by practice_id, category, amount desc, from_option, to_option",
+        params,
+    ).to_dicts()
 
 
 # Apply --------------------------------------------------------------------------------------------------
@@ -227,7 +201,10 @@ class Update:
 
     @property
     def key(self) -> str:
-        content = "\x1f".join(["retrack", self.practice_id, self.invoice_id, self.target_digest])
+        """The same for every attempt at this update: of this invoice, from the tracking it has to the
+        tracking it should have."""
+        before = [str(line.get(f"from_{c}")) for line in self.lines for c in SLOTS]
+        content = "\x1f".join(["retrack", self.practice_id, self.invoice_id, *before, self.target_digest])
         return "trackline-" + hashlib.sha256(content.encode("utf-8")).hexdigest()[:48]
 
     def body(self) -> bytes:

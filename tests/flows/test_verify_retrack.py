@@ -267,11 +267,26 @@ def test_apply_moves_only_the_tracking_and_verify_confirms_it(world, xero, run_p
     assert run_retrack(world, None, as_tasks=False)["updated"] == {}
 
 
-def test_the_reports_figures_by_option_move_to_the_new_option_after_apply(world, xero, run_plain):
+def test_the_report_shows_the_open_plan_then_verifys_check_of_the_new_tracking(world, xero, run_plain):
+    from flows.reports.html import write_reports
+
     _move_c1_to_partner_b(world, run_plain)
+    page = write_reports(Path(world.warehouse), Path(world.out))[-1].read_text()
+    assert "Partner A → Partner B" in page and "The retrack plan is empty" not in page
+
     run_retrack(world, None, as_tasks=False)
-    rows = _query(world, "select tracking1_option, count(*) from xero_sent_lines group by 1 order by 1")
-    assert rows == [("Partner B", 10)]
+    run_verify(world, None, as_tasks=False)
+    page = write_reports(Path(world.warehouse), Path(world.out))[-1].read_text()
+    assert "The retrack plan is empty" in page
+    ((checked_at,),) = _query(world, "select strftime(max(read_at), '%Y-%m-%d %H:%M UTC') from xero_readback")
+    assert checked_at in page
+    by_option = _query(
+        world,
+        """select option, sum(net_amount) from tracking_by_option
+           where practice_id = 'p1' and category = 'Partner' group by 1""",
+    )
+    in_xero = _query(world, "select tracking1_option, sum(line_amount) from xero_sent_lines group by 1")
+    assert by_option == in_xero == [("Partner B", sum(a for _, a in in_xero))]
 
 
 @pytest.mark.parametrize(
