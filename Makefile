@@ -9,7 +9,7 @@ WHEELHOUSE := $(VENV)/wheelhouse
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: setup demo test lint bench reliability report clean
+.PHONY: setup demo demo-xero test lint bench reliability report clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] <= (3, 13), sys.version' || { echo "needs Python 3.11, 3.12 or 3.13"; exit 1; }
@@ -25,6 +25,11 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/trackline backfill --emit-batches
 	$(BIN)/trackline report
+
+# The sample pushed to the Xero double (tests/doubles/xero.py, on 127.0.0.1), one client moved to another
+# partner, a backfill, and the retrack plan (tests/doubles/xero_demo.py; DEMO_XERO_ARGS=--apply applies it).
+demo-xero: $(STAMP)
+	$(BIN)/python -m tests.doubles.xero_demo $(DEMO_XERO_ARGS)
 
 # Two workers (pytest-xdist), a test file each at a time: the machines have two cores.
 test: $(STAMP)
