@@ -259,31 +259,28 @@ def _amount(currency: str | None, amount) -> str:
 
 
 def print_plan(moves: list[dict]) -> None:
+    """The plan's totals, a line per practice and option move ("Partner A → Partner B: 412 lines, ..."),
+    and per practice."""
     if not moves:
         out.print("the retrack plan is empty: every invoice in Xero carries the tracking resolved now")
         return
-    table = Table(title="trackline retrack: invoices in Xero whose tracking has changed since")
-    for column in ("practice", "category", "move", "invoices", "lines", "amount", "blocked lines"):
-        table.add_column(
-            column, justify="right" if column in ("invoices", "lines", "amount", "blocked lines") else "left"
-        )
+    out.print("invoices in Xero whose tracking has changed since they were sent:")
     totals: dict[tuple[str, str], list] = {}
     for m in moves:
-        table.add_row(
-            m["practice_id"],
-            m["category"] or "",
-            f"{m['from_option']} → {m['to_option']}",
-            str(m["invoices"]),
-            str(m["lines"]),
-            _amount(m["currency"], m["amount"]),
-            str(m["blocked_lines"]),
+        blocked = f" ({m['blocked_lines']} blocked by Xero)" if m["blocked_lines"] else ""
+        out.print(
+            f"  {m['practice_id']}  {m['category'] or ''}: {m['from_option']} → {m['to_option']}: "
+            f"{m['lines']} lines on {m['invoices']} invoices, {_amount(m['currency'], m['amount'])}{blocked}",
+            highlight=False,
+            soft_wrap=True,
         )
         total = totals.setdefault((m["practice_id"], m["currency"]), [0, 0])
         total[0] += m["lines"]
         total[1] += m["amount"]
-    out.print(table)
     for (practice, currency), (lines, amount) in totals.items():
-        out.print(f"{practice}: {lines} line moves, {_amount(currency, amount)}")
+        out.print(
+            f"{practice}: {lines} line moves, {_amount(currency, amount)}", highlight=False, soft_wrap=True
+        )
     out.print("every line: the view retrack_plan; `trackline retrack --apply` updates them in Xero")
 
 
