@@ -431,7 +431,14 @@ async def apply(
         if not practices or entry["practice_id"] in practices:
             unanswered.setdefault(entry["practice_id"], []).append(entry)
     wanted = {u.practice_id for u in updates} | set(unanswered)
-    applied.practices = set(practices) if practices else wanted
+    open_blocks = {
+        r[0]
+        for r in con.execute(
+            "select distinct practice_id from exceptions where code = 'RETRACK_BLOCKED'"
+        ).fetchall()
+    }
+    # The practices this retrack answers for: their RETRACK_BLOCKED are made to match the plan (record).
+    applied.practices = set(practices) if practices else wanted | open_blocks
     if not wanted:
         return applied
     connections = load_connections(settings.connections)

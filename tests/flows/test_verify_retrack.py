@@ -341,6 +341,20 @@ def test_an_invoice_xero_will_not_edit_is_retrack_blocked_with_xeros_reason(
     )
 
 
+def test_a_block_is_closed_once_the_plan_no_longer_asks_for_that_update(world, xero, run_plain):
+    xero.mark_paid(TENANT, "INV-001")
+    _move_c1_to_partner_b(world, run_plain)
+    assert run_retrack(world, None, as_tasks=False)["blocked"] == {"p1": 1}
+
+    _source().write(Path(world.source))  # the client goes back to Partner A
+    run_plain(world)
+    summary = run_retrack(world, None, as_tasks=False)
+
+    assert summary["updated"] == {"p1": 2}  # the two Xero did update go back too
+    assert _query(world, "select count(*) from exceptions where code = 'RETRACK_BLOCKED'") == [(0,)]
+    assert _plan(world) == []
+
+
 # A retrack killed at any point --------------------------------------------------------------------------
 
 
