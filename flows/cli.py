@@ -198,7 +198,14 @@ def push(
     settings = _settings(None, warehouse, out_dir)
     if connections is not None:
         settings = settings.model_copy(update={"xero_connections": connections})
-    print_push(_run(push_flow, settings, practices=practice or []))
+    summary = _run(push_flow, settings, practices=practice or [])
+    print_push(summary)
+    if summary.get("unfinished"):
+        # Everything else is recorded; a scheduler should still see that Xero did not take it all.
+        _fail(
+            f"{len(summary['unfinished'])} practice(s) not finished because Xero failed; "
+            "run `trackline push` again: nothing is sent twice"
+        )
 
 
 @app.command()

@@ -134,6 +134,8 @@ class PushSummary:
     rejected: dict[str, int] = field(default_factory=dict)
     not_active: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    # Skipped because Xero kept failing or refused the credentials: the push did not finish them.
+    unfinished: dict[str, str] = field(default_factory=dict)
     requests: int = 0
     batches_sent: int = 0
 
@@ -151,6 +153,7 @@ class PushSummary:
             rejected=count(outcome.rejected),
             not_active=count(outcome.not_active),
             skipped=dict(sorted(outcome.skipped.items())),
+            unfinished=dict(sorted(outcome.unfinished.items())),
             requests=len(outcome.requests),
             batches_sent=outcome.batches_sent,
         )

@@ -178,6 +178,7 @@ class Outcome:
     looked_at: list[dict] = field(default_factory=list)  # every invoice the push judged (its XERO_ codes)
     requests: list[dict] = field(default_factory=list)  # Attempts, as dicts
     skipped: dict[str, str] = field(default_factory=dict)  # practice -> why
+    unfinished: dict[str, str] = field(default_factory=dict)  # skipped because Xero failed: practice -> why
     unanswered: list[dict] = field(default_factory=list)  # `sending` entries whose answer never came
     batches_sent: int = 0
 
@@ -392,9 +393,15 @@ async def push_practice(
             )
             for (batch_id,), batch in sendable.group_by("batch_id", maintain_order=True)
         ]
-        await asyncio.gather(*(_send(org, s, journal, outcome) for s in sendings))
-    except (DayLimitReached, XeroAuthError, XeroUnavailable) as stop:
-        outcome.skipped[practice_id] = str(stop)
+        # A task group, not gather: when one send stops the practice, the others are cancelled at once
+        # (what they sent is in the journal, and the next push looks it up) rather than left running.
+        async with asyncio.TaskGroup() as group:
+            for sending in sendings:
+                group.create_task(_send(org, sending, journal, outcome))
+    except* DayLimitReached as stops:
+        outcome.skipped[practice_id] = str(stops.exceptions[0])
+    except* (XeroAuthError, XeroUnavailable) as stops:
+        outcome.skipped[practice_id] = outcome.unfinished[practice_id] = str(stops.exceptions[0])
 
 
 async def push(
