@@ -257,16 +257,34 @@ def write_batches(
         con.execute(
             f"create or replace temp view _only as select practice_id, invoice_id from read_parquet([{listed}])"
         )
-    try:
-        pending = wh.query(
+
+    def pending_query(columns: str, where: str = "", tail: str = "") -> pl.DataFrame:
+        return wh.query(
             con,
             f"""
-            select {", ".join(f"i.{c}" for c in HEAD_FIELDS)}, t.digest from xero_invoices i
+            select {columns} from xero_invoices i
             join invoice_tracking t using (practice_id, invoice_id)
             {"semi join _only using (practice_id, invoice_id)" if only is not None else ""}
-            where t.invoice_state = 'ready' and i.batch_id is null
+            where t.invoice_state = 'ready' and i.batch_id is null {where}
+            {tail}
             """,
-        ).sort(INVOICE)
+        )
+
+    # Read a group of practices at a time: in one query, the headers of a 10M-line backfill (2M
+    # invoices) do not fit in DuckDB's memory_limit; as frames they are what the step holds anyway.
+    heads = f"{', '.join(f'i.{c}' for c in HEAD_FIELDS)}, t.digest"
+    try:
+        sizes = pending_query("i.practice_id, sum(i.line_count) as line_count", tail="group by all")
+        read = []
+        for group in _practice_groups(sizes, chunk_lines) if not sizes.is_empty() else []:
+            con.register(
+                "_group", wh.arrow(pl.DataFrame({"practice_id": group}, schema={"practice_id": pl.Utf8}))
+            )
+            try:
+                read.append(pending_query(heads, "and i.practice_id in (select practice_id from _group)"))
+            finally:
+                con.unregister("_group")
+        pending = pl.concat(read).sort(INVOICE) if read else pl.DataFrame()
     finally:
         if only:
             con.execute("drop view if exists temp._only")
