@@ -9,7 +9,7 @@ WHEELHOUSE := $(VENV)/wheelhouse
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: setup demo test lint bench reliability report clean
+.PHONY: setup demo test lint bench bench-push reliability report clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] <= (3, 13), sys.version' || { echo "needs Python 3.11, 3.12 or 3.13"; exit 1; }
@@ -39,6 +39,10 @@ clean:
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+# 100 practices × 2,000 invoices pushed to the Xero double at Xero's limits (time scaled): BENCHMARKS.md.
+bench-push: $(STAMP)
+	$(BIN)/python -m bench.push
 
 reliability: $(STAMP)
 	$(BIN)/python -m tests.reliability.figures
