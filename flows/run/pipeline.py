@@ -90,7 +90,12 @@ def run_pipeline(
     benchmark; the flows below always run them as tasks.
     """
     stages: dict[str, float] = {}
-    source = source_for(settings.source, memory_limit=settings.duckdb_memory_limit)
+    source = source_for(
+        settings.source,
+        memory_limit=settings.duckdb_memory_limit,
+        schema=settings.source_schema,
+        password=settings.source_password.get_secret_value() if settings.source_password else None,
+    )
     with atomic_run(
         settings.warehouse, settings.out, settings.lock_path, scope.flow, settings.duckdb_memory_limit
     ) as run:
