@@ -8,12 +8,14 @@ built from `describe`). A column keeps its natural type (date, timestamptz in UT
 except NUMERIC, read as its exact text (ADBC would hand it over as text anyway), and any other type as its
 text: transforms.parse_sources then parses each exactly as it parses a file's.
 
-`_row` of a database table is the row's 1-based position when the table is ordered by practice_id and then
-its key columns (text, byte order: `collate "C"`; ties, i.e. duplicated keys, by their physical position),
-so `invoice_lines row 12` is the 12th row of `select * from invoice_lines order by practice_id, line_id`;
-every detail names the key beside the row as well. The position is computed per practice (a row number
-within its practice, plus the rows of the practices before it), so a read of some practices numbers only
-their rows.
+`_row` of a database table is a stable row number a user can find, in key order (text in byte order,
+`collate "C"`; ties, i.e. a repeated key, by physical position), and every detail names the key beside it:
+- a reference table's `_row` is the row's place in the whole table ordered by practice_id and its key, so
+  `clients row 12` is the 12th row of `select * from clients order by practice_id, client_id`;
+- an invoices or invoice_lines row's `_row` is its place among the rows of its own invoice (practice_id,
+  invoice_id): lines in line_id order (`invoice_lines row 3 (line L7)` is the third line of the invoice
+  the exception names), an invoice 1 (2, 3 for the copies of a repeated invoice key). Numbered within the
+  invoice, a row's number needs only its invoice's rows: a nightly reads only what changed.
 """
 
 from __future__ import annotations
@@ -56,7 +58,9 @@ NATURAL = {
 BLANK = r"'^[\s\u000b\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$'"
 # How many lines a staging read takes at a time (whole practices): memory follows this, not the history.
 STAGE_LINES = 1_000_000
-NULL_PRACTICE = "\x00null"  # the group of rows without a practice_id, in the offsets below
+NULL_PRACTICE = "\x00null"
+# Up to this many invoices in a staging group are named to PostgreSQL one by one (key arrays).
+FEW_INVOICES = 200_000  # the group of rows without a practice_id, in the offsets below
 
 
 def is_postgres_url(location: object) -> bool:
@@ -197,8 +201,15 @@ class PostgresSource:
             )
         return keys.select(INVOICE_KEY_COLUMNS)
 
-    def line_counts(self, practices: list[str] | None = None) -> pl.DataFrame:
-        where = f"where practice_id::text in ({self._list(practices)})" if practices is not None else ""
+    def line_counts(
+        self, practices: list[str] | None = None, invoices: pl.DataFrame | None = None
+    ) -> pl.DataFrame:
+        where = []
+        if practices is not None:
+            where.append(f"practice_id::text in ({self._list(practices)})")
+        if invoices is not None:
+            where.append(self._of_invoices(invoices, ""))
+        where = ("where " + " and ".join(where)) if where else ""
         return self._query(
             f"select practice_id::text as practice_id, invoice_id::text as invoice_id, count(*) as lines "
             f"from {self._table('invoice_lines')} {where} group by 1, 2"
@@ -243,8 +254,10 @@ class PostgresSource:
         try:
             for group in self._stage_groups(given):
                 keys = given.filter(pl.col("practice_id").is_in(group))
+                # Few invoices (a nightly's): PostgreSQL reads only theirs; else the whole practices.
+                few = keys.height <= FEW_INVOICES
                 for table in HISTORY_TABLES:
-                    rows = self._numbered(table, group).with_columns(
+                    rows = self._numbered(table, group, invoices=keys if few else None).with_columns(
                         pl.col(k).cast(pl.Utf8).alias(f"_key_{k}") for k in INVOICE
                     )
                     rows = rows.join(
@@ -338,8 +351,24 @@ class PostgresSource:
     def _list(self, values: list[str]) -> str:
         return ", ".join(_literal(v) for v in values) if values else "null"
 
+    def _of_invoices(self, invoices: pl.DataFrame, alias: str) -> str:
+        """A condition: the row's (practice_id, invoice_id), as text, is one of `invoices`'."""
+        keys = invoices.select(pl.col(k).cast(pl.Utf8) for k in INVOICE).drop_nulls().unique()
+        arrays = ", ".join(
+            "array[" + ", ".join(_literal(v) for v in keys[k].to_list()) + "]::text[]" for k in INVOICE
+        )
+        return (
+            f"({alias}practice_id::text, {alias}invoice_id::text) in (select * from unnest({arrays}))"
+            if keys.height
+            else "false"
+        )
+
     def _order(self, table: str) -> str:
-        keys = [k for k in KEYS[table] if k != "practice_id"]
+        keys = [
+            k
+            for k in KEYS[table]
+            if k not in (("practice_id", "invoice_id") if table in HISTORY_TABLES else ("practice_id",))
+        ]
         return ", ".join([*(f't.{_ident(k)}::text collate "C"' for k in keys), "t.ctid"])
 
     def _counted(self, table: str) -> pl.DataFrame:
@@ -353,16 +382,13 @@ class PostgresSource:
         return self._counts[table]
 
     def _offset(self, table: str) -> dict[str, int]:
-        """For each practice_id (as text; NULL_PRACTICE for none), how many rows come before its first
-        one in key order: practices in byte order, rows without a practice_id last."""
+        """For each practice_id of a reference table (as text; NULL_PRACTICE for none), how many rows come
+        before its first one in key order: practices in byte order, rows without a practice_id last."""
         if table not in self._offsets:
-            if table in HISTORY_TABLES:
-                counts = self._counted(table).group_by("practice_id").agg(pl.col("rows").sum())
-            else:
-                counts = self._query(
-                    f"select practice_id::text as practice_id, count(*) as rows from {self._table(table)} "
-                    "group by 1"
-                )
+            counts = self._query(
+                f"select practice_id::text as practice_id, count(*) as rows from {self._table(table)} "
+                "group by 1"
+            )
             ordered = sorted(counts.iter_rows(), key=lambda r: (r[0] is None, (r[0] or "").encode("utf-8")))
             offsets, before = {}, 0
             for practice, rows in ordered:
@@ -379,24 +405,34 @@ class PostgresSource:
         where: list[str] | None = None,
         columns: tuple[str, ...] | None = None,
         numbered_where: str | None = None,
+        invoices: pl.DataFrame | None = None,
+        inner_where: str | None = None,
     ) -> pl.DataFrame:
         """A table's rows as read (of `practices` only when given), `_row` first: the row's number within
         its practice in key order, plus the practice's offset. `where` filters after numbering."""
         wanted = [c for c in (columns or TABLES[table]) if c != ROW]
-        scope = ""
+        conditions = []
         if practices is not None:
-            scope = f"where t.practice_id::text in ({self._list(practices)})"
-            if numbered_where:
-                scope += " or t.practice_id is null"
+            named = f"t.practice_id::text in ({self._list(practices)})"
+            conditions.append(f"({named} or t.practice_id is null)" if numbered_where else named)
+        if invoices is not None:
+            conditions.append(self._of_invoices(invoices, "t."))
+        if inner_where is not None:
+            conditions.append(f"({inner_where})")
+        scope = ("where " + " and ".join(conditions)) if conditions else ""
         inner = ", ".join(self._column(table, c) for c in TABLES[table] if c in wanted or c in INVOICE)
+        history = table in HISTORY_TABLES
+        partition = "t.practice_id::text" + (", t.invoice_id::text" if history else "")
         sql = (
-            f"select row_number() over (partition by t.practice_id::text order by {self._order(table)}) "
+            f"select row_number() over (partition by {partition} order by {self._order(table)}) "
             f"as _n, t.practice_id::text as _practice, {inner} from {self._table(table)} t {scope}"
         )
         filters = [*(where or []), *([numbered_where] if numbered_where else [])]
         if filters:
             sql = f"select * from ({sql}) t where " + " and ".join(f"({f})" for f in filters)
         rows = self._query(sql)
+        if history:
+            return rows.select(pl.col("_n").cast(pl.Int64).alias(ROW), *(pl.col(c) for c in wanted))
         offsets = self._offset(table)
         start = (
             pl.col("_practice")
@@ -406,7 +442,10 @@ class PostgresSource:
         return rows.select((start + pl.col("_n").cast(pl.Int64)).alias(ROW), *(pl.col(c) for c in wanted))
 
     def _loose(self, table: str, condition: str) -> pl.DataFrame:
-        """The rows of a table meeting `condition` (few), numbered within their whole practices."""
+        """The rows of a history table meeting `condition` (few): a condition on the invoice key alone,
+        so that it picks whole invoices, each numbered on its own."""
+        if table in HISTORY_TABLES:
+            return self._numbered(table, inner_where=condition).sort(ROW)
         practices = self._query(
             f"select distinct practice_id::text as p from {self._table(table)} t where {condition}"
         )["p"].to_list()
