@@ -51,9 +51,9 @@ class PostgresServer:
         secret = f":{self.password}" if password else ""
         return f"postgresql://{self.user}{secret}@127.0.0.1:{self.port}/{database}"
 
-    def admin(self, sql: str, database: str = "postgres") -> None:
-        """Run SQL as the superuser (over the local socket, as the postgres user)."""
-        subprocess.run(
+    def admin(self, sql: str, database: str = "postgres") -> str:
+        """Run SQL as the superuser (over the local socket, as the postgres user): what it printed."""
+        return subprocess.run(
             [
                 *_as_postgres(),
                 "psql",
@@ -66,13 +66,14 @@ class PostgresServer:
                 str(self.port),
                 "-d",
                 database,
+                "-tA",
                 "-c",
                 sql,
             ],
             check=True,
             capture_output=True,
             text=True,
-        )
+        ).stdout
 
     def create_database(self, name: str) -> str:
         self.admin(f'create database "{name}" owner {self.user}')

@@ -148,3 +148,56 @@ def test_password_from_pgpassword_or_pgpass(
     monkeypatch.setenv("PGPASSFILE", str(pgpass))
     settings = settings_for(bare).model_copy(update={"warehouse": tmp_path / "w2" / "w.duckdb"})
     assert run_plain(settings, flow="backfill").invoices_ready > 0
+
+
+# The nightly: what changed, read in PostgreSQL ------------------------------------------------------------
+
+
+def _late_change(url: str, minutes_before_watermark: int) -> str:
+    """Change one approved, ready invoice's first line amount, with an updated_at some minutes before the
+    latest one (as a transaction that committed late would): the invoice_id changed."""
+    import adbc_driver_postgresql.dbapi as adbc
+
+    with adbc.connect(url, autocommit=True) as con, con.cursor() as cur:
+        cur.execute(
+            "select i.invoice_id from invoices i join practices p using (practice_id) "
+            "where i.status = 'approved' and p.ledger = 'xero' and i.practice_id = 'harbour' "
+            "and i.invoice_id in (select invoice_id from invoice_lines where practice_id = 'harbour' "
+            "and line_type = 'adhoc' and unit_amount::text ~ '^[0-9.]+$') "
+            "order by i.invoice_id limit 1"
+        )
+        (invoice,) = cur.fetchone()
+        cur.execute(
+            "update invoice_lines set unit_amount = unit_amount::numeric + 1 where practice_id = 'harbour' "
+            f"and invoice_id = '{invoice}' and line_type = 'adhoc'"
+        )
+        cur.execute(
+            "update invoices set updated_at = (select max(updated_at) from invoices) "
+            f"- interval '{minutes_before_watermark} minutes' where practice_id = 'harbour' and invoice_id = '{invoice}'"
+        )
+    return invoice
+
+
+@pytest.mark.parametrize(
+    "overlap, picked", [(10, True), (2, False)], ids=["within-overlap", "before-overlap"]
+)
+def test_nightly_reads_what_changed_since_the_watermark_less_the_overlap(
+    pg_source, settings_for, run_plain, tmp_path, overlap, picked
+):
+    url = pg_source(SAMPLE)
+    from_pg = settings_for(url, source_overlap_minutes=overlap)
+    from_files = settings_for(tmp_path / "before", source_overlap_minutes=overlap).model_copy(
+        update={"warehouse": tmp_path / "f" / "w.duckdb", "out": tmp_path / "f" / "out"}
+    )
+    dump_parquet(url, tmp_path / "before")
+    first = run_plain(from_pg, flow="nightly")
+    assert first.batches_written > 0
+    assert run_plain(from_pg, flow="nightly").batches_written == 0  # unchanged input: no new batch
+    run_plain(from_files, flow="nightly")
+    _late_change(url, minutes_before_watermark=5)
+    late = run_plain(from_pg, flow="nightly")
+    assert late.invoices_batched == (1 if picked else 0)
+    # The same nights from files (the database as a Parquet snapshot each night) write the same batches.
+    dump_parquet(url, tmp_path / "after")
+    run_plain(from_files.model_copy(update={"source": tmp_path / "after"}), flow="nightly")
+    assert warehouse_state.files(from_files.out) == warehouse_state.files(from_pg.out)
