@@ -143,26 +143,62 @@ SQL_TYPES = {
 }
 
 
-def load_source(url: str, folder: Path, *, typed: bool = True, schema: str = "public") -> None:
-    """Load a source folder's tables (CSV or Parquet, read as their text) into the database at `url`:
-    each column of its natural SQL type when `typed` and every value of it fits that type, else text."""
-    import adbc_driver_postgresql.dbapi as adbc
+# The indexes the README suggests for the practice-management app's tables.
+INDEXES = (
+    "create index on invoices (practice_id, invoice_id)",
+    "create index on invoices (updated_at)",
+    "create index on invoices (status)",
+    "create index on invoice_lines (practice_id, invoice_id, line_id)",
+)
+
+
+def _text_batches(path: Path, columns: dict):
+    """A table's file as batches of text columns (contract names), a block at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     from flows.sources.files import read_table
-    from transforms.parse_sources import ROW, TABLES
+
+    names = list(columns)
+    if path.suffix != ".parquet":
+        frame, _ = read_table(path.parent, path.stem)
+        table = frame.drop("_row").to_arrow()
+        return pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
+    file = pq.ParquetFile(path)
+    schema = pa.schema([(n, pa.string()) for n in names])
+
+    def batches():
+        for batch in file.iter_batches(batch_size=200_000, columns=names):
+            yield pa.RecordBatch.from_arrays(
+                [batch.column(n).cast(pa.string()) for n in names], schema=schema
+            )
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def load_source(
+    url: str, folder: Path, *, typed: bool = True, schema: str = "public", indexes: bool = False
+) -> None:
+    """Load a source folder's tables (CSV or Parquet, read as their text, in file order) into the database
+    at `url`: each column of its natural SQL type when `typed` and every value of it fits that type, else
+    text; with `indexes`, the README's indexes too. Parquet files are streamed, a block at a time."""
+    import adbc_driver_postgresql.dbapi as adbc
+
+    from flows.sources.files import table_file
+    from transforms.parse_sources import TABLES
 
     with adbc.connect(url, autocommit=True) as con, con.cursor() as cur:
         cur.execute(f'create schema if not exists "{schema}"')
+        cur.execute(f'set search_path = "{schema}"')
         for table, columns in TABLES.items():
-            frame, _ = read_table(folder, table)
-            frame = frame.sort(ROW).drop(ROW)
             cur.execute(f'drop table if exists "{schema}"."{table}", "{schema}"."_load_{table}"')
-            cur.adbc_ingest(f"_load_{table}", frame.to_arrow(), mode="create", db_schema_name=schema)
+            reader = _text_batches(table_file(folder, table), columns)
+            cur.adbc_ingest(f"_load_{table}", reader, mode="create", db_schema_name=schema)
             types = {c: SQL_TYPES.get(c, "text") if typed else "text" for c in columns}
             for c, sql_type in types.items():  # a column with a value its type cannot hold stays text
                 if sql_type != "text":
                     try:
-                        cur.execute(f'select "{c}"::{sql_type} from "{schema}"."_load_{table}"')
+                        cur.execute(f'select count("{c}"::{sql_type}) from "{schema}"."_load_{table}"')
                         cur.fetchall()
                     except adbc.Error:
                         types[c] = "text"
@@ -171,6 +207,10 @@ def load_source(url: str, folder: Path, *, typed: bool = True, schema: str = "pu
                 f'create table "{schema}"."{table}" as select {select} from "{schema}"."_load_{table}"'
             )
             cur.execute(f'drop table "{schema}"."_load_{table}"')
+        if indexes:
+            for index in INDEXES:
+                cur.execute(index)
+            cur.execute("analyze")
 
 
 def dump_parquet(url: str, folder: Path, *, schema: str = "public") -> Path:
