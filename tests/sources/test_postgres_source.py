@@ -201,3 +201,52 @@ def test_nightly_reads_what_changed_since_the_watermark_less_the_overlap(
     dump_parquet(url, tmp_path / "after")
     run_plain(from_files.model_copy(update={"source": tmp_path / "after"}), flow="nightly")
     assert warehouse_state.files(from_files.out) == warehouse_state.files(from_pg.out)
+
+
+# Edge cases: NUMERIC exact, values out of range held as a file's are --------------------------------------
+
+
+def test_numeric_is_exact_and_out_of_range_values_are_held_as_from_files(
+    pg_source, settings_for, run_plain, tmp_path
+):
+    from decimal import Decimal
+
+    import duckdb
+
+    from tests.source_builder import SourceBuilder
+
+    source = SourceBuilder()
+    source.invoice("p1", "i-big").line("p1", "i-big", "l1", unit_amount="987654321098.7654")
+    source.invoice("p1", "i-places").line("p1", "i-places", "l1", unit_amount="1.23456")
+    source.invoice("p1", "i-huge").line("p1", "i-huge", "l1", quantity="123456789012345")
+    source.invoice("p1", "i-fine").line("p1", "i-fine", "l1", quantity="2.5", unit_amount="10.0001")
+    folder = source.write(tmp_path / "csv")
+    url = pg_source(folder)  # quantity and unit_amount are NUMERIC columns: every value fits
+    from_pg = settings_for(url)
+    from_files = settings_for(folder).model_copy(
+        update={"warehouse": tmp_path / "f" / "w.duckdb", "out": tmp_path / "f" / "out"}
+    )
+    for settings in (from_pg, from_files):
+        run_plain(settings, flow="backfill")
+    assert warehouse_state.files(from_pg.out) == warehouse_state.files(from_files.out)
+    left = _comparable(warehouse_state.tables(from_pg.warehouse))
+    right = _comparable(warehouse_state.tables(from_files.warehouse))
+    for name in ("xero_line_items", "exceptions", "line_tracking"):
+        assert left[name].equals(right[name]), f"table {name} differs"
+    con = duckdb.connect(str(from_pg.warehouse), read_only=True)
+    try:
+        sent = dict(
+            (r[0], (r[1], r[2]))
+            for r in con.execute(
+                "select invoice_id, unit_amount, line_amount from xero_line_items"
+            ).fetchall()
+        )
+        held = sorted(
+            con.execute("select invoice_id, code, detail from exceptions order by invoice_id").fetchall()
+        )
+    finally:
+        con.close()
+    assert sent["i-big"] == (Decimal("987654321098.7654"), Decimal("987654321098.77"))
+    assert sent["i-fine"] == (Decimal("10.0001"), Decimal("25.00"))
+    assert [(i, c) for i, c, _ in held] == [("i-huge", "INVALID_VALUE"), ("i-places", "INVALID_VALUE")]
+    assert "quantity" in held[0][2] and "unit_amount" in held[1][2]
