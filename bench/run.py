@@ -24,6 +24,11 @@ Pieces, per size:
   batches   a backfill with --emit-batches; the batch-writing step is timed on its own.
   nightly   10,000 invoices changed on top of the warehouse the batches piece left (every ready invoice
             batched), against the same nightly from an empty warehouse with only those invoices.
+  postgres  the same sources loaded into a PostgreSQL 15 of the bench's own (tests/doubles/postgres.py:
+            initdb in a temporary folder, 127.0.0.1, a free port; typed columns and the README's
+            indexes): `backfill-pg` (the backfill piece read from PostgreSQL, against `backfill` from
+            Parquet, time and peak memory) and, with the nightly piece, `nightly-pg` and `nightly-pg on
+            empty warehouse` (the nightly piece's two runs, read from PostgreSQL). Loading is not timed.
 
 Results go to bench/results/<timestamp>.json and a table on stdout. Nothing here asserts a time.
 """
@@ -58,6 +63,9 @@ TARGETS = {
     "pandas_vs_core_time": (">=", 5.0),
     "backfill_less_fixed_vs_duckdb": ("<=", 3.0),
     "nightly_vs_empty": ("<=", 1.5),
+    "nightly_pg_vs_empty": ("<=", 1.5),
+    "backfill_pg_vs_parquet_time": ("<=", 1.5),
+    "backfill_pg_vs_parquet_memory": ("<=", 1.0),
     "backfill_less_fixed_vs_slots": ("<=", 8.0),
     "cli_marginal_vs_slots": ("<=", 8.0),
     "backfill_peak_rss_mb": ("<=", 3072),
@@ -198,7 +206,8 @@ def work_pipeline(args: argparse.Namespace) -> dict:
     if args.start_from:
         copy_warehouse(Path(args.start_from), warehouse)
     overrides = {"chunk_lines": args.chunk_lines} if args.chunk_lines else {}
-    settings = Settings(source=Path(args.source), warehouse=warehouse, out=out, **overrides)
+    source = args.source_url or Path(args.source)
+    settings = Settings(source=source, warehouse=warehouse, out=out, **overrides)
     gc.collect()
     loaded = rss_mb()
     started, cpu = time.perf_counter(), time.process_time()
@@ -325,6 +334,7 @@ def worker_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bench.run worker")
     parser.add_argument("piece", choices=sorted(WORKERS))
     parser.add_argument("--source", type=Path)
+    parser.add_argument("--source-url", help="a postgresql:// source (instead of --source)")
     parser.add_argument("--write-result")
     parser.add_argument("--chunk-lines", type=int)
     parser.add_argument("--duckdb-memory")
@@ -568,9 +578,10 @@ class Bench:
         keep: Path | None = None,
     ) -> dict:
         place = WORK / "runs" / size / label.replace(" ", "-")
+        url = isinstance(source, str) and source.startswith("postgresql://")
         options = [
             "pipeline",
-            "--source",
+            "--source-url" if url else "--source",
             str(source),
             "--warehouse",
             str(place / "warehouse.duckdb"),
@@ -587,6 +598,32 @@ class Bench:
         result = self.measure(size, "pipeline", label, options[1:])
         shutil.rmtree(place / "out", ignore_errors=True)  # batch files can be many; keep the disk tidy
         return result
+
+    def postgres(self, sources: dict[str, Path], steady: Path | None, generated: Path) -> None:
+        """The postgres piece (see the module's text): one server for the whole piece, stopped after."""
+        from tests.doubles.postgres import load_source, start_postgres
+
+        opts = self.opts
+        server = start_postgres()
+        try:
+            for size in opts.sizes:
+                self.say(f"postgres {size}: loading (not timed)")
+                url = server.create_database(f"source_{size.lower()}")
+                load_source(url, sources[size], indexes=True)
+                for _ in range(self.repeats(size)):
+                    self.pipeline(size, "backfill-pg", url)
+            if steady is not None and steady.exists():
+                size = opts.nightly_size
+                self.say(f"postgres nightly {size}: loading (not timed)")
+                full = server.create_database(f"nightly_{size.lower()}")
+                load_source(full, generated / f"{size}-nightly", indexes=True)
+                delta = server.create_database(f"nightly_only_{size.lower()}")
+                load_source(delta, generated / f"{size}-nightly-only", indexes=True)
+                for _ in range(self.repeats(size)):
+                    self.pipeline(size, "nightly-pg", full, flow="nightly", emit=True, start_from=steady)
+                    self.pipeline(size, "nightly-pg on empty warehouse", delta, flow="nightly", emit=True)
+        finally:
+            server.stop()
 
     def generate(self, size: str, seed: int, nightly: int | None = None, typed: bool = False) -> None:
         """Generate a source in its own process, so that this one stays small for the whole run."""
@@ -606,7 +643,7 @@ class Bench:
             f"machine: {info['machine']['cores']} cores, {info['machine']['memory_gib']} GiB, {info['machine']['cpu']}"
         )
         sources: dict[str, Path] = {}
-        if opts.pieces & {"engines", "backfill", "batches", "nightly"}:
+        if opts.pieces & {"engines", "backfill", "batches", "nightly", "postgres"}:
             for size in dict.fromkeys([*opts.sizes, "0", *opts.batch_sizes]):
                 self.say(f"source {size}: generating if needed")
                 self.generate(size, seed)
@@ -671,6 +708,8 @@ class Bench:
                 for _ in range(self.repeats(size)):
                     self.pipeline(size, "nightly", full, flow="nightly", emit=True, start_from=steady)
                     self.pipeline(size, "nightly on empty warehouse", delta, flow="nightly", emit=True)
+            if "postgres" in opts.pieces:
+                self.postgres(backfill_sources, steady if "nightly" in opts.pieces else None, SOURCES)
             if opts.profile_size:
                 size = opts.profile_size
                 if size not in sources:
@@ -725,7 +764,11 @@ class Bench:
                 if label == "core" and ok:
                     entry["lines"] = ok[0].get("lines")
                     entry["chunks"] = ok[0].get("chunks")
-                if label in ("backfill", "nightly", "nightly on empty warehouse") and ok:
+                if (
+                    label
+                    in ("backfill", "nightly", "nightly on empty warehouse", "backfill-pg", "nightly-pg")
+                    and ok
+                ):
                     entry["summary"] = ok[0]["summary"]
                     entry["warehouse_mb"] = ok[0].get("warehouse_mb")
                 out.setdefault(size, {})[label] = entry
@@ -762,6 +805,14 @@ class Bench:
                 ratio["batch_invoices_per_second"] = batches["invoices_per_second"]
             if night.get("seconds") and empty.get("seconds"):
                 ratio["nightly_vs_empty"] = night["seconds"] / empty["seconds"]
+            back_pg = pieces.get("backfill-pg", {})
+            if back_pg.get("seconds") and back.get("seconds"):
+                ratio["backfill_pg_vs_parquet_time"] = back_pg["seconds"] / back["seconds"]
+                ratio["backfill_pg_vs_parquet_memory"] = back_pg["peak_rss_mb"] / back["peak_rss_mb"]
+            night_pg = pieces.get("nightly-pg", {})
+            empty_pg = pieces.get("nightly-pg on empty warehouse", {})
+            if night_pg.get("seconds") and empty_pg.get("seconds"):
+                ratio["nightly_pg_vs_empty"] = night_pg["seconds"] / empty_pg["seconds"]
             if ratio:
                 out[size] = {
                     k: {"value": v, "target": TARGETS[k], "met": _met(v, TARGETS[k])}
@@ -867,7 +918,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pieces",
         default="engines,backfill,batches,nightly",
-        help="which pieces to run (default engines,backfill,batches,nightly; also: slots)",
+        help="which pieces to run (default engines,backfill,batches,nightly; also: slots, postgres)",
     )
     parser.add_argument(
         "--backfill-source",

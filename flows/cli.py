@@ -19,7 +19,10 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 
-SourceOpt = Annotated[Path | None, typer.Option("--source", help="Source folder (default data/sample).")]
+SourceOpt = Annotated[
+    str | None,
+    typer.Option("--source", help="Source folder, or postgresql://user@host:port/db (default data/sample)."),
+]
 WarehouseOpt = Annotated[
     Path | None, typer.Option("--warehouse", help="DuckDB warehouse (default data/warehouse.duckdb).")
 ]
@@ -41,7 +44,7 @@ def _quiet_prefect() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
-def _settings(source: Path | None, warehouse: Path | None, out_dir: Path | None):
+def _settings(source: str | None, warehouse: Path | None, out_dir: Path | None):
     from flows.settings import Settings
 
     given = {

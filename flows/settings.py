@@ -5,13 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRACKLINE_", env_file=".env", extra="ignore")
 
-    source: Path = Path("data/sample")
+    # A folder of files, or a `postgresql://user@host:port/db` URL (see the PostgreSQL section below).
+    source: Path | str = Path("data/sample")
     warehouse: Path = Path("data/warehouse.duckdb")
     out: Path = Path("data/out")
     # R5: `hold` holds an invoice whose two slots share a category; `drop_secondary` sends slot 1 only.
@@ -44,6 +46,31 @@ class Settings(BaseSettings):
     xero_retry_wait_seconds: float = 1.0
     xero_retry_wait_max_seconds: float = 30.0
     xero_timeout_seconds: float = 60.0
+
+    # PostgreSQL source (contract section 2): its tables' schema; the password, taken out of the URL at
+    # the entry point so that `source` (what runs.source, messages and Prefect parameters show) never
+    # holds it (else libpq's PGPASSWORD or ~/.pgpass); and the nightly's safety overlap: it reads invoices
+    # updated after the last watermark less this many minutes, as commit order is not updated_at order.
+    source_schema: str = "public"
+    source_password: SecretStr | None = Field(default=None, exclude=True, repr=False)
+    source_overlap_minutes: int = 10
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _folder_or_url(cls, value: object) -> object:
+        text = str(value)
+        return text if text.startswith(("postgresql://", "postgres://")) else Path(text)
+
+    @model_validator(mode="after")
+    def _password_out_of_url(self) -> Settings:
+        if isinstance(self.source, str):
+            from flows.sources.postgres import split_password
+
+            shown, password = split_password(self.source)
+            self.source = shown
+            if password is not None and self.source_password is None:
+                self.source_password = SecretStr(password)
+        return self
 
     @property
     def lock_path(self) -> Path:

@@ -8,9 +8,10 @@ month partitions), one task each, with a progress bar on a terminal.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from prefect import flow, task
 from prefect.cache_policies import NONE
@@ -90,7 +91,14 @@ def run_pipeline(
     benchmark; the flows below always run them as tasks.
     """
     stages: dict[str, float] = {}
-    source = source_for(settings.source, memory_limit=settings.duckdb_memory_limit)
+    if scope.flow == "nightly":
+        scope = dataclasses.replace(scope, overlap=timedelta(minutes=settings.source_overlap_minutes))
+    source = source_for(
+        settings.source,
+        memory_limit=settings.duckdb_memory_limit,
+        schema=settings.source_schema,
+        password=settings.source_password.get_secret_value() if settings.source_password else None,
+    )
     with atomic_run(
         settings.warehouse, settings.out, settings.lock_path, scope.flow, settings.duckdb_memory_limit
     ) as run:

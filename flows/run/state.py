@@ -11,7 +11,7 @@ writes the warehouse.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 
@@ -23,6 +23,9 @@ class Scope:
     date_from: date | None = None
     date_to: date | None = None
     practices: tuple[str, ...] = ()
+    # A nightly looks at invoices updated since the last watermark less this (commit order is not
+    # updated_at order: a row committed late may carry an earlier updated_at).
+    overlap: timedelta = timedelta(0)
 
     @property
     def everything(self) -> bool:

@@ -276,7 +276,8 @@ def _plan_group(
     keys = _parsed_keys(raw, loaded.files)
     known = wh.query(con, "select * from _known where practice_id in (select unnest(?))", [group])
     if scope.flow == "nightly":
-        touched = _touched_by_nightly(raw, keys, known.select(*INVOICE, "invoice_state"), watermark)
+        since = watermark - scope.overlap if watermark is not None else None
+        touched = _touched_by_nightly(raw, keys, known.select(*INVOICE, "invoice_state"), since)
         # A held invoice gone from the source is looked at too, so that it is removed.
         held = known.filter(pl.col("invoice_state") == "held").select(INVOICE)
         looked_at = pl.concat([touched, held]).unique()
@@ -287,7 +288,10 @@ def _plan_group(
         old = known.filter(keep).select(INVOICE)
         candidates = exportable(keys.lazy()).collect().filter(keep)
 
-    counts = source.line_counts(practices=group)
+    # A nightly counts the lines of the invoices it recomputes only; a backfill, of the whole group.
+    counts = source.line_counts(
+        practices=group, invoices=candidates.select(INVOICE) if scope.flow == "nightly" else None
+    )
     sized = (
         candidates.join(counts, on=INVOICE, how="left")
         .with_columns(

@@ -390,11 +390,24 @@ class FileSource:
 
         return self._read("invoices", read)
 
-    def line_counts(self, practices: list[str] | None = None) -> pl.DataFrame:
+    def line_counts(
+        self, practices: list[str] | None = None, invoices: pl.DataFrame | None = None
+    ) -> pl.DataFrame:
+        """Only the key columns are scanned; with `invoices`, only their lines are counted."""
+
         def read(opened: OpenedTable) -> pl.DataFrame:
+            lines = _of_practices(opened.scan().select(INVOICE), practices)
+            if invoices is not None:
+                dtypes = lines.collect_schema()
+                wanted = _key_text(invoices.select(INVOICE)).lazy()
+                lines = lines.join(
+                    wanted,
+                    left_on=[as_csv_text(k, dtypes[k]) for k in INVOICE],
+                    right_on=list(INVOICE),
+                    how="semi",
+                )
             return (
-                _of_practices(opened.scan(), practices)
-                .group_by(INVOICE)
+                lines.group_by(INVOICE)
                 .agg(pl.len().cast(pl.Int64).alias("lines"))
                 .collect(engine="streaming")
             )
