@@ -664,7 +664,7 @@ def _as_text(path: Path, frame: pl.DataFrame) -> pl.DataFrame:
 
 def read_table(folder: Path, table: str) -> tuple[pl.DataFrame, str]:
     """The table as text columns in contract order, after `_row` (1-based data row), and its file name."""
-    with tempfile.TemporaryDirectory(prefix="trackline-read-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="trackline-read-", ignore_cleanup_errors=True) as scratch:
         opened = open_table(folder, table, Path(scratch))
         try:
             frame = opened.scan().collect()
@@ -676,7 +676,7 @@ def read_table(folder: Path, table: str) -> tuple[pl.DataFrame, str]:
 def read_source(folder: Path) -> tuple[dict[str, pl.DataFrame], dict[str, str]]:
     """Every table of the source as text, or a SourceError before anything is changed."""
     source = FileSource(folder)
-    with tempfile.TemporaryDirectory(prefix="trackline-read-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="trackline-read-", ignore_cleanup_errors=True) as scratch:
         source.open(Path(scratch))
         frames = {table: _as_text(source.path(table), source.table(table)) for table in TABLES}
         files = {table: source.file_name(table) for table in TABLES}
