@@ -84,7 +84,21 @@ class Plan:
 
 
 @dataclass(frozen=True)
+class PartFile:
+    """A file a chunk wrote into its part, as the chunk saw it: the single writer loads it only if it is
+    still exactly that file (a chunk may run on another machine, and be run again after a worker died)."""
+
+    table: str
+    path: Path
+    rows: int
+    size: int  # bytes
+    digest: str  # SHA-256 of the file's bytes
+
+
+@dataclass(frozen=True)
 class ChunkResult:
+    """What resolving a chunk returns to the run: counts, and the files it wrote; never a frame."""
+
     chunk: int
     part: str
     invoices_considered: int = 0
@@ -92,6 +106,9 @@ class ChunkResult:
     invoices_held: int = 0
     invoices_not_xero: int = 0
     lines_resolved: int = 0
+    files: tuple[PartFile, ...] = ()
+    seconds: float = 0.0  # the chunk's own wall time, where it ran (the benchmark's per-partition cost)
+    worker: str = ""  # host:pid of the process that resolved it
 
 
 @dataclass
