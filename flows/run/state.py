@@ -127,8 +127,11 @@ class RunSummary:
     files: list[str] = field(default_factory=list)
     # seconds each step took, for the benchmark and the curious
     stages: dict[str, float] = field(default_factory=dict)
+    # the chunks' own seconds, summed over wherever they ran (on a cluster: the workers' share)
+    chunk_seconds: float = 0.0
 
     def add(self, part: ChunkResult) -> None:
+        self.chunk_seconds += part.seconds
         for name in (
             "invoices_considered",
             "invoices_ready",
