@@ -69,15 +69,47 @@ def partition_runner(workers: int | None, address: str | None, timeout: float) -
                 processes=True,
                 dashboard_address=None,
                 # The Polars pool is sized when Polars is imported: set in the worker's environment first.
-                env={"POLARS_MAX_THREADS": threads},
+                env={"POLARS_MAX_THREADS": threads, **_prefect_api_for_workers()},
             ) as cluster:
+                _ready(distributed, cluster.scheduler_address, timeout)
                 yield DaskTaskRunner(address=cluster.scheduler_address)
             return
-        _reachable(distributed, address, timeout)
+        _ready(distributed, address, timeout)
         yield DaskTaskRunner(address=address)
 
 
-def _reachable(distributed, address: str, timeout: float) -> None:
+def _prefect_api_for_workers() -> dict[str, str]:
+    """Workers report their task runs to the flow's Prefect API. Without PREFECT_API_URL the flow runs a
+    temporary API server of its own (Prefect's ephemeral mode): it is started now, and its address given to
+    the local workers, so that each of them does not start one of its own."""
+    from prefect.settings import PREFECT_API_URL
+
+    api = PREFECT_API_URL.value()
+    if not api:
+        from prefect.server.api.server import SubprocessASGIServer
+
+        server = SubprocessASGIServer()  # the one instance this process's Prefect client will use too
+        server.start()
+        api = server.api_url
+    return {"PREFECT_API_URL": api}
+
+
+def _warm_worker() -> str:
+    """Run on each worker before the first chunk: import what a chunk runs (so the first chunk does not
+    pay for it) and say which trackline the worker has."""
+    from importlib.metadata import version
+
+    import prefect.task_engine  # noqa: F401
+
+    import flows.run.steps  # noqa: F401
+
+    return version("trackline")
+
+
+def _ready(distributed, address: str, timeout: float) -> None:
+    """The scheduler answers, has a worker, and its workers run this trackline; else a one-line stop."""
+    from importlib.metadata import version
+
     try:
         client = distributed.Client(address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as problem:
@@ -93,8 +125,22 @@ def _reachable(distributed, address: str, timeout: float) -> None:
             f"Dask scheduler {address} (--dask / TRACKLINE_DASK_ADDRESS): no worker joined within "
             f"{timeout:g} s; nothing changed"
         ) from None
+    try:
+        found = client.run(_warm_worker)
+    except ImportError as problem:
+        raise Stopped(
+            f"Dask scheduler {address}: its workers cannot import trackline ({problem}); start them from "
+            "the same image as the flow; nothing changed"
+        ) from None
     finally:
         client.close()
+    ours = version("trackline")
+    others = sorted({v for v in found.values() if v != ours})
+    if others:
+        raise Stopped(
+            f"Dask scheduler {address}: its workers run trackline {', '.join(others)}, the flow {ours}; "
+            "start them from the same image; nothing changed"
+        )
 
 
 def resolve_on_cluster(task, chunks, context, done) -> list:
