@@ -67,7 +67,8 @@ def partition_runner(workers: int | None, address: str | None, timeout: float) -
                 n_workers=workers,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                host="127.0.0.1",
+                dashboard_address="127.0.0.1:0",  # no fixed port (8787) to collide on
                 # The Polars pool is sized when Polars is imported: set in the worker's environment first.
                 env={"POLARS_MAX_THREADS": threads, **_prefect_api_for_workers()},
             ) as cluster:

@@ -68,7 +68,7 @@ def scheduler(prefect_api):
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",
         env={"POLARS_MAX_THREADS": "1", "PREFECT_API_URL": prefect_api},
     ) as cluster:
         yield cluster.scheduler_address
