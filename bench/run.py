@@ -29,6 +29,10 @@ Pieces, per size:
             indexes): `backfill-pg` (the backfill piece read from PostgreSQL, against `backfill` from
             Parquet, time and peak memory) and, with the nightly piece, `nightly-pg` and `nightly-pg on
             empty warehouse` (the nightly piece's two runs, read from PostgreSQL). Loading is not timed.
+  cluster   the backfill flow with its chunks on a local Dask cluster of 1 and 2 workers
+            (`--cluster-workers`) against the same flow run locally: wall, CPU and peak RSS of the driver and
+            of each worker, the chunks' own seconds and the driver's (the single writer's) share. Not in the
+            default pieces: `--pieces cluster`.
 
 Results go to bench/results/<timestamp>.json and a table on stdout. Nothing here asserts a time.
 """
@@ -234,6 +238,84 @@ def work_pipeline(args: argparse.Namespace) -> dict:
     }
 
 
+def _worker_figures() -> dict:
+    """Run on each Dask worker: its pid, CPU seconds so far and peak resident memory."""
+    import os
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "pid": os.getpid(),
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
+        "peak_rss_mb": rss_mb("VmHWM"),
+    }
+
+
+def work_cluster(args: argparse.Namespace) -> dict:
+    """The backfill flow (Prefect tasks, its temporary API server started before the clock) run locally
+    (`--workers 0`) or with its chunks on a local Dask cluster of N workers (flows.run.cluster): wall, the
+    driver's CPU, each worker's CPU during the run and peak RSS, and the time split between the chunks
+    (where they ran) and the driver's single writer."""
+    # as `trackline` sets it, before Prefect reads its settings: the shared machine can be slow to start it
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    from prefect import flow
+
+    from flows.run.cluster import partition_runner
+    from flows.run.pipeline import backfill_flow
+    from flows.settings import Settings
+
+    _warm_imports()
+    flow(name="warm-up")(lambda: 1)()  # the temporary Prefect API server, started untimed
+    warehouse, out = Path(args.warehouse).resolve(), Path(args.out).resolve()
+    _clear_warehouse(warehouse)
+    shutil.rmtree(out, ignore_errors=True)
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    overrides = {"chunk_lines": args.chunk_lines} if args.chunk_lines else {}
+    settings = Settings(source=Path(args.source).resolve(), warehouse=warehouse, out=out, **overrides)
+    found: dict = {"workers": args.workers}
+    gc.collect()
+    if not args.workers:
+        started, cpu = time.perf_counter(), time.process_time()
+        summary = backfill_flow(settings, return_state=True).result()
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    else:
+        begun = time.perf_counter()
+        with partition_runner(args.workers, None, 60.0) as runner:
+            import distributed
+
+            # the cluster started, its workers warmed (imports), the Prefect API server given to them
+            found["cluster_start_seconds"] = time.perf_counter() - begun
+            client = distributed.Client(runner.address, set_as_default=False)
+            before = client.run(_worker_figures)
+            started, cpu = time.perf_counter(), time.process_time()
+            summary = backfill_flow.with_options(task_runner=runner)(
+                settings, on_cluster=True, return_state=True
+            ).result()
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+            after = client.run(_worker_figures)
+            client.close()
+        found["worker_figures"] = [
+            {
+                "pid": after[w]["pid"],
+                "cpu_seconds": after[w]["cpu_seconds"] - before.get(w, {"cpu_seconds": 0.0})["cpu_seconds"],
+                "peak_rss_mb": after[w]["peak_rss_mb"],
+            }
+            for w in sorted(after)
+        ]
+    stages = dict(summary["stages"])
+    resolving = stages.get("resolve chunk", 0.0)
+    found.update(
+        seconds=seconds,
+        cpu_seconds=cpu,
+        stages=stages,
+        chunks_seconds_where_run=summary["chunk_seconds"],
+        driver_waiting_for_chunks_seconds=resolving,
+        driver_writer_seconds=seconds - resolving,
+        summary={k: summary[k] for k in ("invoices_considered", "lines_resolved", "exceptions_open")},
+    )
+    return found
+
+
 # A flow that does nothing, under the same Prefect as `trackline`: what Prefect itself needs per run.
 PREFECT_FLOOR = "from prefect import flow\n\n@flow(name='noop')\ndef noop():\n    return 1\n\nnoop()\n"
 
@@ -327,6 +409,7 @@ WORKERS = {
     "cli": work_cli,
     "presend": work_presend,
     "profile": work_profile,
+    "cluster": work_cluster,
 }
 
 
@@ -348,6 +431,7 @@ def worker_main(argv: list[str]) -> int:
     parser.add_argument("--right")
     parser.add_argument("--names", default="left,right")
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--workers", type=int, default=0)
     args = parser.parse_args(argv)
     _emit(WORKERS[args.piece](args))
     return 0
@@ -643,7 +727,7 @@ class Bench:
             f"machine: {info['machine']['cores']} cores, {info['machine']['memory_gib']} GiB, {info['machine']['cpu']}"
         )
         sources: dict[str, Path] = {}
-        if opts.pieces & {"engines", "backfill", "batches", "nightly", "postgres"}:
+        if opts.pieces & {"engines", "backfill", "batches", "nightly", "postgres", "cluster"}:
             for size in dict.fromkeys([*opts.sizes, "0", *opts.batch_sizes]):
                 self.say(f"source {size}: generating if needed")
                 self.generate(size, seed)
@@ -694,6 +778,23 @@ class Bench:
                             str(place / "warehouse.duckdb"),
                         ]
                         self.measure(size, "cli", "backfill via the CLI", [*cli, "--out", str(place / "out")])
+            if "cluster" in opts.pieces:
+                for size in opts.sizes:
+                    for workers in opts.cluster_workers:
+                        place = WORK / "runs" / size / f"cluster-{workers}"
+                        label = (
+                            f"backfill on {workers} dask workers" if workers else "backfill as a flow, local"
+                        )
+                        options = ["--source", str(backfill_sources[size]), "--workers", str(workers)]
+                        options += [
+                            "--warehouse",
+                            str(place / "warehouse.duckdb"),
+                            "--out",
+                            str(place / "out"),
+                        ]
+                        options += ["--chunk-lines", str(opts.chunk_lines)]
+                        for _ in range(self.repeats(size)):
+                            self.measure(size, "cluster", label, options)
             if "batches" in opts.pieces:
                 for size in opts.batch_sizes:
                     self.pipeline(size, "batches", sources[size], emit=True)
@@ -764,6 +865,16 @@ class Bench:
                 if label == "core" and ok:
                     entry["lines"] = ok[0].get("lines")
                     entry["chunks"] = ok[0].get("chunks")
+                if label.startswith("backfill on") or label == "backfill as a flow, local":
+                    for key in (
+                        "worker_figures",
+                        "cluster_start_seconds",
+                        "chunks_seconds_where_run",
+                        "driver_waiting_for_chunks_seconds",
+                        "driver_writer_seconds",
+                    ):
+                        if ok and key in ok[0]:
+                            entry[key] = ok[0][key]
                 if (
                     label
                     in ("backfill", "nightly", "nightly on empty warehouse", "backfill-pg", "nightly-pg")
@@ -918,7 +1029,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pieces",
         default="engines,backfill,batches,nightly",
-        help="which pieces to run (default engines,backfill,batches,nightly; also: slots, postgres)",
+        help="which pieces to run (default engines,backfill,batches,nightly; also: slots, postgres, cluster)",
     )
     parser.add_argument(
         "--backfill-source",
@@ -945,7 +1056,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--duckdb-memory", default="10GB", help="DuckDB's memory_limit for the peer")
     parser.add_argument("--seed", type=int)
+    parser.add_argument(
+        "--cluster-workers",
+        default="0,1,2",
+        help="with --pieces cluster: Dask workers per backfill (0: the same flow, chunks in its own process)",
+    )
     opts = parser.parse_args(argv)
+    opts.cluster_workers = [int(w) for w in opts.cluster_workers.split(",") if w.strip()]
     opts.sizes = [s.strip() for s in opts.sizes.split(",") if s.strip()]
     opts.pieces = {p.strip() for p in opts.pieces.split(",")}
     opts.cli_sizes = [s.strip() for s in opts.cli_sizes.split(",") if s.strip()]

@@ -126,22 +126,41 @@ def backfill(
     source: SourceOpt = None,
     warehouse: WarehouseOpt = None,
     out_dir: OutOpt = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", help="Resolve the chunks on a local Dask cluster of N processes."),
+    ] = None,
+    dask: Annotated[
+        str | None,
+        typer.Option("--dask", help="Resolve the chunks on this Dask scheduler (TRACKLINE_DASK_ADDRESS)."),
+    ] = None,
 ) -> None:
     """Recompute tracking for approved invoices issued in the range (all when no range)."""
     _quiet_prefect()
     start, end = _date(date_from, "--from"), _date(date_to, "--to")
     if start and end and start > end:
         _fail(f"--from {start} is after --to {end}")
+    if workers is not None and workers < 1:
+        _fail(f"--workers {workers}: give at least 1 worker")
+    if workers is not None and dask is not None:
+        _fail("give --workers N (a local cluster) or --dask ADDRESS (an existing one), not both")
     from flows.run.pipeline import backfill_flow
 
-    summary = _run(
-        backfill_flow,
-        _settings(source, warehouse, out_dir),
-        date_from=start,
-        date_to=end,
-        practices=practice or [],
-        emit_batches=emit_batches,
-    )
+    settings = _settings(source, warehouse, out_dir)
+    if dask is not None:
+        settings = settings.model_copy(update={"dask_address": dask})
+    parameters = {
+        "date_from": start,
+        "date_to": end,
+        "practices": practice or [],
+        "emit_batches": emit_batches,
+    }
+    if workers or settings.dask_address:
+        from flows.run.pipeline import backfill_on_cluster
+
+        summary = _run(backfill_on_cluster, settings, workers, **parameters)
+    else:
+        summary = _run(backfill_flow, settings, **parameters)
     print_summary(summary)
 
 

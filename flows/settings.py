@@ -72,6 +72,11 @@ class Settings(BaseSettings):
                 self.source_password = SecretStr(password)
         return self
 
+    # A backfill's partitions on a Dask cluster (contract section 5, `backfill --dask`; flows.run.cluster):
+    # an existing scheduler's address, and how long to wait for it (and for a first worker) before stopping.
+    dask_address: str | None = None
+    dask_connect_timeout_seconds: float = 10.0
+
     @property
     def lock_path(self) -> Path:
         return self.warehouse.with_name(self.warehouse.name + ".lock")

@@ -87,7 +87,21 @@ class Plan:
 
 
 @dataclass(frozen=True)
+class PartFile:
+    """A file a chunk wrote into its part, as the chunk saw it: the single writer loads it only if it is
+    still exactly that file (a chunk may run on another machine, and be run again after a worker died)."""
+
+    table: str
+    path: Path
+    rows: int
+    size: int  # bytes
+    digest: str  # SHA-256 of the file's bytes
+
+
+@dataclass(frozen=True)
 class ChunkResult:
+    """What resolving a chunk returns to the run: counts, and the files it wrote; never a frame."""
+
     chunk: int
     part: str
     invoices_considered: int = 0
@@ -95,6 +109,9 @@ class ChunkResult:
     invoices_held: int = 0
     invoices_not_xero: int = 0
     lines_resolved: int = 0
+    files: tuple[PartFile, ...] = ()
+    seconds: float = 0.0  # the chunk's own wall time, where it ran (the benchmark's per-partition cost)
+    worker: str = ""  # host:pid of the process that resolved it
 
 
 @dataclass
@@ -113,8 +130,11 @@ class RunSummary:
     files: list[str] = field(default_factory=list)
     # seconds each step took, for the benchmark and the curious
     stages: dict[str, float] = field(default_factory=dict)
+    # the chunks' own seconds, summed over wherever they ran (on a cluster: the workers' share)
+    chunk_seconds: float = 0.0
 
     def add(self, part: ChunkResult) -> None:
+        self.chunk_seconds += part.seconds
         for name in (
             "invoices_considered",
             "invoices_ready",
