@@ -9,7 +9,7 @@ WHEELHOUSE := $(VENV)/wheelhouse
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: setup demo test lint bench reliability report clean
+.PHONY: setup demo test lint bench reliability report clean sql prefect
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] <= (3, 13), sys.version' || { echo "needs Python 3.11, 3.12 or 3.13"; exit 1; }
@@ -45,3 +45,9 @@ reliability: $(STAMP)
 
 report: $(STAMP)
 	$(BIN)/trackline report
+
+# The analysts' SQL prompt: the duckdb CLI (same version as the Python package), on the warehouse read-only.
+WAREHOUSE ?= data/warehouse.duckdb
+sql: $(STAMP)
+	@test -f "$(WAREHOUSE)" || { echo "no warehouse at $(WAREHOUSE) yet: run \`make demo\` or \`trackline backfill\` first"; exit 1; }
+	$(BIN)/duckdb -readonly "$(WAREHOUSE)"
