@@ -9,7 +9,7 @@ WHEELHOUSE := $(VENV)/wheelhouse
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: setup demo test lint bench reliability report clean sql prefect
+.PHONY: setup demo test lint bench reliability report clean sql prefect prefect-stop
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] <= (3, 13), sys.version' || { echo "needs Python 3.11, 3.12 or 3.13"; exit 1; }
@@ -51,3 +51,31 @@ WAREHOUSE ?= data/warehouse.duckdb
 sql: $(STAMP)
 	@test -f "$(WAREHOUSE)" || { echo "no warehouse at $(WAREHOUSE) yet: run \`make demo\` or \`trackline backfill\` first"; exit 1; }
 	$(BIN)/duckdb -readonly "$(WAREHOUSE)"
+
+# A long-lived local Prefect server (API and UI on 127.0.0.1), in the background, its database under
+# .prefect/. With PREFECT_API_URL pointing at it, every trackline command registers its runs there (and
+# skips starting a temporary server of its own); `make prefect-stop` stops it.
+PREFECT_PORT ?= 4200
+PREFECT_DIR ?= $(CURDIR)/.prefect
+PREFECT_HEALTH := http://127.0.0.1:$(PREFECT_PORT)/api/health
+# Waits up to $$1 seconds for the server to answer; exit status 1 when it does not.
+PREFECT_WAIT = printf '%s\n' 'import sys, time, httpx' 'for _ in range(int(sys.argv[1])):' \
+	'    try:' '        httpx.get("$(PREFECT_HEALTH)", timeout=2).raise_for_status(); sys.exit(0)' \
+	'    except httpx.HTTPError:' '        time.sleep(1)' 'sys.exit(1)' | $(BIN)/python -
+prefect: $(STAMP)
+	@mkdir -p "$(PREFECT_DIR)"
+	@if $(PREFECT_WAIT) 1; then \
+		echo "a Prefect server is already answering on 127.0.0.1:$(PREFECT_PORT)"; \
+	else \
+		PREFECT_HOME="$(PREFECT_DIR)" $(BIN)/prefect server start --background --host 127.0.0.1 \
+			--port $(PREFECT_PORT) --analytics-off >"$(PREFECT_DIR)/start.log" 2>&1 \
+			|| { cat "$(PREFECT_DIR)/start.log"; exit 1; }; \
+		$(PREFECT_WAIT) 180 || { echo "the Prefect server did not answer in 3 minutes: see $(PREFECT_DIR)"; exit 1; }; \
+	fi
+	@echo "Prefect UI: http://127.0.0.1:$(PREFECT_PORT)"
+	@echo "Point trackline at it (in this shell, or in your profile):"
+	@echo "    export PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api"
+	@echo "Stop it with: make prefect-stop"
+
+prefect-stop: $(STAMP)
+	PREFECT_HOME="$(PREFECT_DIR)" $(BIN)/prefect server stop

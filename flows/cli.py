@@ -205,8 +205,17 @@ def push(
 def serve() -> None:
     """Register the nightly schedule with Prefect and serve it."""
     _quiet_prefect()
+    from prefect.settings import PREFECT_API_URL
+
     from flows.deployments import serve_nightly
 
+    if not PREFECT_API_URL.value():
+        err.print(
+            "trackline: no PREFECT_API_URL: serving on a temporary Prefect server that ends with this "
+            "command; run `make prefect` and set the PREFECT_API_URL it prints to keep the runs in its UI",
+            highlight=False,
+            soft_wrap=True,
+        )
     serve_nightly(_settings(None, None, None))
 
 
