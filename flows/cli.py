@@ -87,6 +87,8 @@ def print_summary(summary: dict) -> None:
     table.add_row("open exceptions", str(summary["exceptions_open"]))
     table.add_row("batches written", f"{summary['batches_written']} ({summary['invoices_batched']} invoices)")
     out.print(table)
+    for warning in summary.get("warnings", []):
+        err.print(f"trackline: warning: {warning}", highlight=False, soft_wrap=True)
     files = summary["files"]
     if files:
         shown = files[:4] + ([f"... and {len(files) - 4} more"] if len(files) > 4 else [])

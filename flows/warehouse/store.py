@@ -222,9 +222,12 @@ class Store:
             columns.setdefault(table, []).append((column, text))
         said = {}
         for table in STORED:
-            statements = [f"comment on view main.{table} is {_literal(tables[table])}"] if tables.get(table) else []
+            statements = (
+                [f"comment on view main.{table} is {_literal(tables[table])}"] if tables.get(table) else []
+            )
             statements += [
-                f'comment on column main.{table}."{column}" is {_literal(text)}' for column, text in columns.get(table, [])
+                f'comment on column main.{table}."{column}" is {_literal(text)}'
+                for column, text in columns.get(table, [])
             ]
             if table in BATCHED:
                 statements.append(
