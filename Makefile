@@ -53,7 +53,7 @@ sql: $(STAMP)
 	$(BIN)/duckdb -readonly "$(WAREHOUSE)"
 
 # A long-lived local Prefect server (API and UI on 127.0.0.1), in the background, its database under
-# .prefect/. With PREFECT_API_URL pointing at it, every trackline command registers its runs there (and
+# .prefect/ (the UI is told its API's port too, or it would look for 4200). With PREFECT_API_URL pointing at it, every trackline command registers its runs there (and
 # skips starting a temporary server of its own); `make prefect-stop` stops it.
 PREFECT_PORT ?= 4200
 PREFECT_DIR ?= $(CURDIR)/.prefect
@@ -67,7 +67,9 @@ prefect: $(STAMP)
 	@if $(PREFECT_WAIT) 1; then \
 		echo "a Prefect server is already answering on 127.0.0.1:$(PREFECT_PORT)"; \
 	else \
-		PREFECT_HOME="$(PREFECT_DIR)" $(BIN)/prefect server start --background --host 127.0.0.1 \
+		PREFECT_HOME="$(PREFECT_DIR)" PREFECT_SERVER_API_HOST=127.0.0.1 PREFECT_SERVER_API_PORT=$(PREFECT_PORT) \
+			PREFECT_UI_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api \
+			$(BIN)/prefect server start --background --host 127.0.0.1 \
 			--port $(PREFECT_PORT) --analytics-off >"$(PREFECT_DIR)/start.log" 2>&1 \
 			|| { cat "$(PREFECT_DIR)/start.log"; exit 1; }; \
 		$(PREFECT_WAIT) 180 || { echo "the Prefect server did not answer in 3 minutes: see $(PREFECT_DIR)"; exit 1; }; \

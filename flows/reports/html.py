@@ -600,8 +600,8 @@ def render_html(con: duckdb.DuckDBPyConnection, warehouse: Path) -> str:
             ("amount", "amount", "money"),
             ("hold_codes", "codes", "text"),
             ("age_days", "held (days)", "num"),
-            ("first_error", "first error to fix", "detail"),
             ("fix", "what to do", "detail"),
+            ("first_error", "first error to fix", "detail"),
         ],
         held,
         caption=f"The {len(held)} largest of {held_count} held invoices (all are in held_invoices.csv)."

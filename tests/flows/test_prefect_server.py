@@ -38,6 +38,9 @@ def prefect_server(tmp_path):
         assert said, started.stdout
         assert said.group(1) == f"http://127.0.0.1:{variables['PREFECT_PORT']}/api"
         assert f"Prefect UI: http://127.0.0.1:{variables['PREFECT_PORT']}" in started.stdout
+        # The UI in the browser asks this server for its API, not Prefect's default port.
+        ui = httpx.get(said.group(1).removesuffix("/api") + "/ui-settings", timeout=30).json()
+        assert ui["api_url"] == said.group(1)
         yield said.group(1)
     finally:
         make("prefect-stop", **variables)
