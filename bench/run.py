@@ -45,6 +45,7 @@ import json
 import os
 import platform
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -350,7 +351,54 @@ def work_cli(args: argparse.Namespace) -> dict:
         found[key] = time.perf_counter() - started
         if done.returncode:
             raise RuntimeError(f"{' '.join(command[:2])} failed: {done.stderr.strip()[-500:]}")
+    found["seconds_with_server"] = _cli_with_server(commands["seconds"], env, args)
     return found
+
+
+def _cli_with_server(command: list[str], env: dict, args: argparse.Namespace) -> float:
+    """The same `trackline backfill` with PREFECT_API_URL pointing at a long-lived Prefect server (as
+    `make prefect` starts one; started and made healthy before the clock starts): no temporary server."""
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/api"
+    server_env = dict(env, PREFECT_SERVER_API_HOST="127.0.0.1", PREFECT_SERVER_API_PORT=str(port))
+    prefect = Path(sys.executable).parent / "prefect"
+    server = subprocess.Popen(
+        [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port), "--analytics-off"],
+        env=server_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                httpx.get(f"{url}/health", timeout=2).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the Prefect server for the CLI piece did not start") from None
+                time.sleep(0.5)
+        shutil.rmtree(args.out, ignore_errors=True)
+        _clear_warehouse(Path(args.warehouse))
+        started = time.perf_counter()
+        done = subprocess.run(
+            command, env=dict(env, PREFECT_API_URL=url), capture_output=True, text=True, cwd=REPO
+        )
+        seconds = time.perf_counter() - started
+        if done.returncode:
+            raise RuntimeError(f"trackline backfill with a server failed: {done.stderr.strip()[-500:]}")
+        return seconds
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 PRESEND = """
@@ -859,6 +907,7 @@ class Bench:
                     entry["invoices_per_second"] = batched / step if step else None
                 if label == "fixed via the CLI" and ok:
                     entry["prefect_floor_seconds"] = _median(runs, "prefect_floor_seconds")
+                    entry["seconds_with_server"] = _median(runs, "seconds_with_server")
                 if label == "slots" and ok:
                     entry["rows"] = ok[0].get("rows")
                     entry["arrow_mb"] = ok[0].get("arrow_mb")
@@ -996,6 +1045,11 @@ def render(info: dict) -> None:
         print(
             f"fixed cost as a user runs it: `trackline backfill` on an empty source {cli['seconds']:.1f} s; "
             f"a Prefect flow that does nothing {cli['prefect_floor_seconds']:.1f} s (medians)"
+        )
+    if cli.get("seconds_with_server"):
+        print(
+            f"the same `trackline backfill` with PREFECT_API_URL set to a running Prefect server "
+            f"(`make prefect`): {cli['seconds_with_server']:.1f} s (median)"
         )
     load = info.get("load_average", {})
     if load:

@@ -90,6 +90,8 @@ def print_summary(summary: dict) -> None:
     table.add_row("open exceptions", str(summary["exceptions_open"]))
     table.add_row("batches written", f"{summary['batches_written']} ({summary['invoices_batched']} invoices)")
     out.print(table)
+    for warning in summary.get("warnings", []):
+        err.print(f"trackline: warning: {warning}", highlight=False, soft_wrap=True)
     files = summary["files"]
     if files:
         shown = files[:4] + ([f"... and {len(files) - 4} more"] if len(files) > 4 else [])
@@ -234,8 +236,17 @@ def push(
 def serve() -> None:
     """Register the nightly schedule with Prefect and serve it."""
     _quiet_prefect()
+    from prefect.settings import PREFECT_API_URL
+
     from flows.deployments import serve_nightly
 
+    if not PREFECT_API_URL.value():
+        err.print(
+            "trackline: no PREFECT_API_URL: serving on a temporary Prefect server that ends with this "
+            "command; run `make prefect` and set the PREFECT_API_URL it prints to keep the runs in its UI",
+            highlight=False,
+            soft_wrap=True,
+        )
     serve_nightly(_settings(None, None, None))
 
 

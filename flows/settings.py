@@ -21,6 +21,12 @@ class Settings(BaseSettings):
     # Xero: about 50 invoices and at most 3.5 MB per POST /Invoices; the CSV template takes 500.
     batch_max_invoices: int = 50
     batch_max_bytes: int = 3_500_000
+    # Xero's CSV import template (flows.xero.import_template): the date format of a practice's CSV files
+    # and the region whose standard tax rate names it uses, unless its entry in the CSV settings file
+    # (keyed by practice_id: date_format, region, tax_rates) says otherwise.
+    csv_date_format: Literal["DD/MM/YYYY", "MM/DD/YYYY"] = "DD/MM/YYYY"
+    csv_tax_region: Literal["UK", "AU", "NZ"] = "UK"
+    xero_csv_settings: Path = Path("data/xero_csv.json")
     # A backfill resolves whole practice x month partitions in chunks of about this many lines.
     chunk_lines: int = 1_500_000
     # DuckDB's memory for a run's warehouse queries and for staging the source (it spills beyond it).

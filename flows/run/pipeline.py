@@ -29,6 +29,7 @@ from flows.settings import Settings
 from flows.sources import source_for
 from flows.warehouse.lock import WarehouseLocked
 from flows.xero import batches
+from flows.xero.import_template import read_csv_settings
 
 TASK = {"cache_policy": NONE, "persist_result": False}
 STOPPED = "Stopped"  # the state of a task that stopped the run (flows.run.stops)
@@ -79,6 +80,7 @@ RESOLVE = Step(steps.resolve_chunk, "resolve chunk", task_run_name="resolve chun
 COMMIT = Step(steps.commit, "commit chunks")
 FINISH = Step(steps.finish, "finish resolution")
 BATCHES = Step(batches.write_batches, "write xero batches")
+TEMPLATES = Step(batches.practice_templates, "read csv templates")
 CHECK = Step(steps.check, "check every invoice is accounted for")
 RECORD = Step(_record_now, "record run")
 
@@ -95,6 +97,8 @@ def run_pipeline(
     stages: dict[str, float] = {}
     if scope.flow == "nightly":
         scope = dataclasses.replace(scope, overlap=timedelta(minutes=settings.source_overlap_minutes))
+    # The CSV settings file is read before anything changes: a file it cannot use stops the run.
+    csv_entries = read_csv_settings(settings.xero_csv_settings) if emit_batches else {}
     source = source_for(
         settings.source,
         memory_limit=settings.duckdb_memory_limit,
@@ -124,17 +128,21 @@ def run_pipeline(
         FINISH(as_tasks, stages, run, loaded, plan)
         faults.checkpoint("resolved")
         if emit_batches:
-            count, invoices, written = BATCHES(
+            batch_run = batches.BatchRun(run.con, run.staging, run.run_id, run.started_at)
+            templates, warnings = TEMPLATES(as_tasks, stages, batch_run, settings, csv_entries)
+            count, invoices, written, refused = BATCHES(
                 as_tasks,
                 stages,
-                batches.BatchRun(run.con, run.staging, run.run_id, run.started_at),
+                batch_run,
                 plan.keys if scope.flow != "nightly" else None,
                 settings.batch_max_invoices,
                 settings.batch_max_bytes,
                 settings.chunk_lines,
+                templates,
             )
             summary.batches_written, summary.invoices_batched = count, invoices
             summary.files = [str(settings.out / p) for p in written]
+            summary.warnings = warnings + batches.csv_refused_warnings(refused, templates, settings)
         faults.checkpoint("staged")
         CHECK(as_tasks, stages, run, scope, plan)
         summary = RECORD(as_tasks, stages, run, summary, loaded, plan)

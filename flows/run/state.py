@@ -128,6 +128,8 @@ class RunSummary:
     invoices_batched: int = 0
     held_by_code: dict[str, int] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
+    # what the user should know that did not stop the run (a practice's CSV files not written, ...)
+    warnings: list[str] = field(default_factory=list)
     # seconds each step took, for the benchmark and the curious
     stages: dict[str, float] = field(default_factory=dict)
     # the chunks' own seconds, summed over wherever they ran (on a cluster: the workers' share)

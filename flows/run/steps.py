@@ -343,7 +343,9 @@ def _plan_group(
 
 def _no_problems() -> pl.DataFrame:
     return pl.DataFrame(
-        schema={c: pl.Utf8 for c in ("practice_id", "invoice_id", "line_id", "code", "severity", "detail")}
+        schema={
+            c: pl.Utf8 for c in ("practice_id", "invoice_id", "line_id", "code", "severity", "detail", "fix")
+        }
     )
 
 

@@ -103,8 +103,8 @@ def merge_exceptions(
     )
     con.execute(
         f"""
-        insert into exception_history
-        select e.*, ? from exceptions e
+        insert into exception_history by name
+        select e.*, ?::timestamptz as closed_at from exceptions e
         where {in_scope} and not exists (select 1 from _found f where {same})
         """,
         [now],
@@ -113,13 +113,14 @@ def merge_exceptions(
         f"""
         create or replace temp table _kept as
         select f.practice_id, f.invoice_id, f.line_id, f.code, f.severity, f.detail,
-               coalesce(e.first_seen_at, ?::timestamptz) as first_seen_at, ?::timestamptz as last_seen_at
+               coalesce(e.first_seen_at, ?::timestamptz) as first_seen_at, ?::timestamptz as last_seen_at,
+               f.fix
         from _found f left join (select * from exceptions e where {in_scope}) e on {same}
         """,
         [now, now],
     )
     con.execute(f"delete from exceptions e where {in_scope}")
-    con.execute("insert into exceptions select * from _kept")
+    con.execute("insert into exceptions by name select * from _kept")
     con.execute("drop table _kept")
     con.unregister("_found")
     con.unregister("_scope")

@@ -232,21 +232,23 @@ def _active_names(categories: dict) -> dict[str, set[str]]:
     }
 
 
-def not_active(lines: pl.DataFrame, active: dict[str, set[str]]) -> dict[str, list[str]]:
-    """invoice_id -> what of its tracking Xero does not have ACTIVE, in words (`lines`: invoice_id,
-    line_no and the four tracking columns of xero_line_items)."""
-    found: dict[str, list[str]] = {}
+def not_active(lines: pl.DataFrame, active: dict[str, set[str]]) -> dict[str, list[tuple[str, str]]]:
+    """invoice_id -> what of its tracking Xero does not have ACTIVE, in words, and each time what to make
+    ACTIVE in Xero (`lines`: invoice_id, line_no and the four tracking columns of xero_line_items)."""
+    found: dict[str, list[tuple[str, str]]] = {}
     for invoice_id, line_no, *slots in lines.iter_rows():
         for slot, (name, option) in enumerate(zip(slots[::2], slots[1::2], strict=True), start=1):
             if name is None:
                 continue
             if name not in active:
                 why = f"line {line_no} slot {slot}: category '{name}' is not an ACTIVE tracking category in Xero"
+                what = f"tracking category '{name}' with its option '{option}'"
             elif option not in active[name]:
                 why = f"line {line_no} slot {slot}: option '{option}' of '{name}' is not ACTIVE in Xero"
+                what = f"option '{option}' of tracking category '{name}'"
             else:
                 continue
-            found.setdefault(invoice_id, []).append(why)
+            found.setdefault(invoice_id, []).append((why, what))
     return found
 
 
@@ -571,6 +573,8 @@ def _exceptions(con: duckdb.DuckDBPyConnection, outcome: Outcome, now: datetime)
             "severity": "error",
             "detail": f"Xero refused invoice {r['invoice_number']} (batch {r['batch_id']}): "
             + "; ".join(r["errors"]),
+            "fix": f"Correct invoice {r['invoice_number']} in the practice app (or in Xero) as Xero's "
+            "message says; the next run batches it again and the next push sends it",
         }
         for r in outcome.rejected
     ] + [
@@ -581,12 +585,15 @@ def _exceptions(con: duckdb.DuckDBPyConnection, outcome: Outcome, now: datetime)
             "code": "XERO_OPTION_NOT_ACTIVE",
             "severity": "error",
             "detail": "not sent: "
-            + "; ".join(r["why"])
+            + "; ".join(why for why, _ in r["why"])
             + "; make it ACTIVE in Xero and the next push sends it",
+            "fix": "Make "
+            + " and ".join(dict.fromkeys(what for _, what in r["why"]))
+            + " ACTIVE in the practice's Xero organisation, or change the tracking in the practice app",
         }
         for r in outcome.not_active
     ]
-    columns = ("practice_id", "invoice_id", "line_id", "code", "severity", "detail")
+    columns = ("practice_id", "invoice_id", "line_id", "code", "severity", "detail", "fix")
     wh.merge_exceptions(
         con,
         pl.DataFrame(found, schema={c: pl.Utf8 for c in columns}),
