@@ -26,7 +26,7 @@ def _comparable(tables):
     for name, frame in tables.items():
         if name.startswith("raw_"):
             frame = frame.drop("_row", strict=False)
-        for column in ("detail", "source"):
+        for column in ("detail", "fix", "source"):
             if column in frame.columns:
                 frame = frame.with_columns(
                     pl.col(column)
