@@ -24,6 +24,15 @@ Pieces, per size:
   batches   a backfill with --emit-batches; the batch-writing step is timed on its own.
   nightly   10,000 invoices changed on top of the warehouse the batches piece left (every ready invoice
             batched), against the same nightly from an empty warehouse with only those invoices.
+  postgres  the same sources loaded into a PostgreSQL 15 of the bench's own (tests/doubles/postgres.py:
+            initdb in a temporary folder, 127.0.0.1, a free port; typed columns and the README's
+            indexes): `backfill-pg` (the backfill piece read from PostgreSQL, against `backfill` from
+            Parquet, time and peak memory) and, with the nightly piece, `nightly-pg` and `nightly-pg on
+            empty warehouse` (the nightly piece's two runs, read from PostgreSQL). Loading is not timed.
+  cluster   the backfill flow with its chunks on a local Dask cluster of 1 and 2 workers
+            (`--cluster-workers`) against the same flow run locally: wall, CPU and peak RSS of the driver and
+            of each worker, the chunks' own seconds and the driver's (the single writer's) share. Not in the
+            default pieces: `--pieces cluster`.
 
 Results go to bench/results/<timestamp>.json and a table on stdout. Nothing here asserts a time.
 """
@@ -36,6 +45,7 @@ import json
 import os
 import platform
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -58,6 +68,9 @@ TARGETS = {
     "pandas_vs_core_time": (">=", 5.0),
     "backfill_less_fixed_vs_duckdb": ("<=", 3.0),
     "nightly_vs_empty": ("<=", 1.5),
+    "nightly_pg_vs_empty": ("<=", 1.5),
+    "backfill_pg_vs_parquet_time": ("<=", 1.5),
+    "backfill_pg_vs_parquet_memory": ("<=", 1.0),
     "backfill_less_fixed_vs_slots": ("<=", 8.0),
     "cli_marginal_vs_slots": ("<=", 8.0),
     "backfill_peak_rss_mb": ("<=", 3072),
@@ -198,7 +211,8 @@ def work_pipeline(args: argparse.Namespace) -> dict:
     if args.start_from:
         copy_warehouse(Path(args.start_from), warehouse)
     overrides = {"chunk_lines": args.chunk_lines} if args.chunk_lines else {}
-    settings = Settings(source=Path(args.source), warehouse=warehouse, out=out, **overrides)
+    source = args.source_url or Path(args.source)
+    settings = Settings(source=source, warehouse=warehouse, out=out, **overrides)
     gc.collect()
     loaded = rss_mb()
     started, cpu = time.perf_counter(), time.process_time()
@@ -223,6 +237,84 @@ def work_pipeline(args: argparse.Namespace) -> dict:
         "summary": found,
         "warehouse_mb": size / 2**20,
     }
+
+
+def _worker_figures() -> dict:
+    """Run on each Dask worker: its pid, CPU seconds so far and peak resident memory."""
+    import os
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "pid": os.getpid(),
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
+        "peak_rss_mb": rss_mb("VmHWM"),
+    }
+
+
+def work_cluster(args: argparse.Namespace) -> dict:
+    """The backfill flow (Prefect tasks, its temporary API server started before the clock) run locally
+    (`--workers 0`) or with its chunks on a local Dask cluster of N workers (flows.run.cluster): wall, the
+    driver's CPU, each worker's CPU during the run and peak RSS, and the time split between the chunks
+    (where they ran) and the driver's single writer."""
+    # as `trackline` sets it, before Prefect reads its settings: the shared machine can be slow to start it
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    from prefect import flow
+
+    from flows.run.cluster import partition_runner
+    from flows.run.pipeline import backfill_flow
+    from flows.settings import Settings
+
+    _warm_imports()
+    flow(name="warm-up")(lambda: 1)()  # the temporary Prefect API server, started untimed
+    warehouse, out = Path(args.warehouse).resolve(), Path(args.out).resolve()
+    _clear_warehouse(warehouse)
+    shutil.rmtree(out, ignore_errors=True)
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    overrides = {"chunk_lines": args.chunk_lines} if args.chunk_lines else {}
+    settings = Settings(source=Path(args.source).resolve(), warehouse=warehouse, out=out, **overrides)
+    found: dict = {"workers": args.workers}
+    gc.collect()
+    if not args.workers:
+        started, cpu = time.perf_counter(), time.process_time()
+        summary = backfill_flow(settings, return_state=True).result()
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    else:
+        begun = time.perf_counter()
+        with partition_runner(args.workers, None, 60.0) as runner:
+            import distributed
+
+            # the cluster started, its workers warmed (imports), the Prefect API server given to them
+            found["cluster_start_seconds"] = time.perf_counter() - begun
+            client = distributed.Client(runner.address, set_as_default=False)
+            before = client.run(_worker_figures)
+            started, cpu = time.perf_counter(), time.process_time()
+            summary = backfill_flow.with_options(task_runner=runner)(
+                settings, on_cluster=True, return_state=True
+            ).result()
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+            after = client.run(_worker_figures)
+            client.close()
+        found["worker_figures"] = [
+            {
+                "pid": after[w]["pid"],
+                "cpu_seconds": after[w]["cpu_seconds"] - before.get(w, {"cpu_seconds": 0.0})["cpu_seconds"],
+                "peak_rss_mb": after[w]["peak_rss_mb"],
+            }
+            for w in sorted(after)
+        ]
+    stages = dict(summary["stages"])
+    resolving = stages.get("resolve chunk", 0.0)
+    found.update(
+        seconds=seconds,
+        cpu_seconds=cpu,
+        stages=stages,
+        chunks_seconds_where_run=summary["chunk_seconds"],
+        driver_waiting_for_chunks_seconds=resolving,
+        driver_writer_seconds=seconds - resolving,
+        summary={k: summary[k] for k in ("invoices_considered", "lines_resolved", "exceptions_open")},
+    )
+    return found
 
 
 # A flow that does nothing, under the same Prefect as `trackline`: what Prefect itself needs per run.
@@ -259,7 +351,54 @@ def work_cli(args: argparse.Namespace) -> dict:
         found[key] = time.perf_counter() - started
         if done.returncode:
             raise RuntimeError(f"{' '.join(command[:2])} failed: {done.stderr.strip()[-500:]}")
+    found["seconds_with_server"] = _cli_with_server(commands["seconds"], env, args)
     return found
+
+
+def _cli_with_server(command: list[str], env: dict, args: argparse.Namespace) -> float:
+    """The same `trackline backfill` with PREFECT_API_URL pointing at a long-lived Prefect server (as
+    `make prefect` starts one; started and made healthy before the clock starts): no temporary server."""
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/api"
+    server_env = dict(env, PREFECT_SERVER_API_HOST="127.0.0.1", PREFECT_SERVER_API_PORT=str(port))
+    prefect = Path(sys.executable).parent / "prefect"
+    server = subprocess.Popen(
+        [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port), "--analytics-off"],
+        env=server_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                httpx.get(f"{url}/health", timeout=2).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the Prefect server for the CLI piece did not start") from None
+                time.sleep(0.5)
+        shutil.rmtree(args.out, ignore_errors=True)
+        _clear_warehouse(Path(args.warehouse))
+        started = time.perf_counter()
+        done = subprocess.run(
+            command, env=dict(env, PREFECT_API_URL=url), capture_output=True, text=True, cwd=REPO
+        )
+        seconds = time.perf_counter() - started
+        if done.returncode:
+            raise RuntimeError(f"trackline backfill with a server failed: {done.stderr.strip()[-500:]}")
+        return seconds
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 PRESEND = """
@@ -318,6 +457,7 @@ WORKERS = {
     "cli": work_cli,
     "presend": work_presend,
     "profile": work_profile,
+    "cluster": work_cluster,
 }
 
 
@@ -325,6 +465,7 @@ def worker_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bench.run worker")
     parser.add_argument("piece", choices=sorted(WORKERS))
     parser.add_argument("--source", type=Path)
+    parser.add_argument("--source-url", help="a postgresql:// source (instead of --source)")
     parser.add_argument("--write-result")
     parser.add_argument("--chunk-lines", type=int)
     parser.add_argument("--duckdb-memory")
@@ -338,6 +479,7 @@ def worker_main(argv: list[str]) -> int:
     parser.add_argument("--right")
     parser.add_argument("--names", default="left,right")
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--workers", type=int, default=0)
     args = parser.parse_args(argv)
     _emit(WORKERS[args.piece](args))
     return 0
@@ -568,9 +710,10 @@ class Bench:
         keep: Path | None = None,
     ) -> dict:
         place = WORK / "runs" / size / label.replace(" ", "-")
+        url = isinstance(source, str) and source.startswith("postgresql://")
         options = [
             "pipeline",
-            "--source",
+            "--source-url" if url else "--source",
             str(source),
             "--warehouse",
             str(place / "warehouse.duckdb"),
@@ -587,6 +730,32 @@ class Bench:
         result = self.measure(size, "pipeline", label, options[1:])
         shutil.rmtree(place / "out", ignore_errors=True)  # batch files can be many; keep the disk tidy
         return result
+
+    def postgres(self, sources: dict[str, Path], steady: Path | None, generated: Path) -> None:
+        """The postgres piece (see the module's text): one server for the whole piece, stopped after."""
+        from tests.doubles.postgres import load_source, start_postgres
+
+        opts = self.opts
+        server = start_postgres()
+        try:
+            for size in opts.sizes:
+                self.say(f"postgres {size}: loading (not timed)")
+                url = server.create_database(f"source_{size.lower()}")
+                load_source(url, sources[size], indexes=True)
+                for _ in range(self.repeats(size)):
+                    self.pipeline(size, "backfill-pg", url)
+            if steady is not None and steady.exists():
+                size = opts.nightly_size
+                self.say(f"postgres nightly {size}: loading (not timed)")
+                full = server.create_database(f"nightly_{size.lower()}")
+                load_source(full, generated / f"{size}-nightly", indexes=True)
+                delta = server.create_database(f"nightly_only_{size.lower()}")
+                load_source(delta, generated / f"{size}-nightly-only", indexes=True)
+                for _ in range(self.repeats(size)):
+                    self.pipeline(size, "nightly-pg", full, flow="nightly", emit=True, start_from=steady)
+                    self.pipeline(size, "nightly-pg on empty warehouse", delta, flow="nightly", emit=True)
+        finally:
+            server.stop()
 
     def generate(self, size: str, seed: int, nightly: int | None = None, typed: bool = False) -> None:
         """Generate a source in its own process, so that this one stays small for the whole run."""
@@ -606,7 +775,7 @@ class Bench:
             f"machine: {info['machine']['cores']} cores, {info['machine']['memory_gib']} GiB, {info['machine']['cpu']}"
         )
         sources: dict[str, Path] = {}
-        if opts.pieces & {"engines", "backfill", "batches", "nightly"}:
+        if opts.pieces & {"engines", "backfill", "batches", "nightly", "postgres", "cluster"}:
             for size in dict.fromkeys([*opts.sizes, "0", *opts.batch_sizes]):
                 self.say(f"source {size}: generating if needed")
                 self.generate(size, seed)
@@ -657,6 +826,23 @@ class Bench:
                             str(place / "warehouse.duckdb"),
                         ]
                         self.measure(size, "cli", "backfill via the CLI", [*cli, "--out", str(place / "out")])
+            if "cluster" in opts.pieces:
+                for size in opts.sizes:
+                    for workers in opts.cluster_workers:
+                        place = WORK / "runs" / size / f"cluster-{workers}"
+                        label = (
+                            f"backfill on {workers} dask workers" if workers else "backfill as a flow, local"
+                        )
+                        options = ["--source", str(backfill_sources[size]), "--workers", str(workers)]
+                        options += [
+                            "--warehouse",
+                            str(place / "warehouse.duckdb"),
+                            "--out",
+                            str(place / "out"),
+                        ]
+                        options += ["--chunk-lines", str(opts.chunk_lines)]
+                        for _ in range(self.repeats(size)):
+                            self.measure(size, "cluster", label, options)
             if "batches" in opts.pieces:
                 for size in opts.batch_sizes:
                     self.pipeline(size, "batches", sources[size], emit=True)
@@ -671,6 +857,8 @@ class Bench:
                 for _ in range(self.repeats(size)):
                     self.pipeline(size, "nightly", full, flow="nightly", emit=True, start_from=steady)
                     self.pipeline(size, "nightly on empty warehouse", delta, flow="nightly", emit=True)
+            if "postgres" in opts.pieces:
+                self.postgres(backfill_sources, steady if "nightly" in opts.pieces else None, SOURCES)
             if opts.profile_size:
                 size = opts.profile_size
                 if size not in sources:
@@ -719,13 +907,28 @@ class Bench:
                     entry["invoices_per_second"] = batched / step if step else None
                 if label == "fixed via the CLI" and ok:
                     entry["prefect_floor_seconds"] = _median(runs, "prefect_floor_seconds")
+                    entry["seconds_with_server"] = _median(runs, "seconds_with_server")
                 if label == "slots" and ok:
                     entry["rows"] = ok[0].get("rows")
                     entry["arrow_mb"] = ok[0].get("arrow_mb")
                 if label == "core" and ok:
                     entry["lines"] = ok[0].get("lines")
                     entry["chunks"] = ok[0].get("chunks")
-                if label in ("backfill", "nightly", "nightly on empty warehouse") and ok:
+                if label.startswith("backfill on") or label == "backfill as a flow, local":
+                    for key in (
+                        "worker_figures",
+                        "cluster_start_seconds",
+                        "chunks_seconds_where_run",
+                        "driver_waiting_for_chunks_seconds",
+                        "driver_writer_seconds",
+                    ):
+                        if ok and key in ok[0]:
+                            entry[key] = ok[0][key]
+                if (
+                    label
+                    in ("backfill", "nightly", "nightly on empty warehouse", "backfill-pg", "nightly-pg")
+                    and ok
+                ):
                     entry["summary"] = ok[0]["summary"]
                     entry["warehouse_mb"] = ok[0].get("warehouse_mb")
                 out.setdefault(size, {})[label] = entry
@@ -762,6 +965,14 @@ class Bench:
                 ratio["batch_invoices_per_second"] = batches["invoices_per_second"]
             if night.get("seconds") and empty.get("seconds"):
                 ratio["nightly_vs_empty"] = night["seconds"] / empty["seconds"]
+            back_pg = pieces.get("backfill-pg", {})
+            if back_pg.get("seconds") and back.get("seconds"):
+                ratio["backfill_pg_vs_parquet_time"] = back_pg["seconds"] / back["seconds"]
+                ratio["backfill_pg_vs_parquet_memory"] = back_pg["peak_rss_mb"] / back["peak_rss_mb"]
+            night_pg = pieces.get("nightly-pg", {})
+            empty_pg = pieces.get("nightly-pg on empty warehouse", {})
+            if night_pg.get("seconds") and empty_pg.get("seconds"):
+                ratio["nightly_pg_vs_empty"] = night_pg["seconds"] / empty_pg["seconds"]
             if ratio:
                 out[size] = {
                     k: {"value": v, "target": TARGETS[k], "met": _met(v, TARGETS[k])}
@@ -835,6 +1046,11 @@ def render(info: dict) -> None:
             f"fixed cost as a user runs it: `trackline backfill` on an empty source {cli['seconds']:.1f} s; "
             f"a Prefect flow that does nothing {cli['prefect_floor_seconds']:.1f} s (medians)"
         )
+    if cli.get("seconds_with_server"):
+        print(
+            f"the same `trackline backfill` with PREFECT_API_URL set to a running Prefect server "
+            f"(`make prefect`): {cli['seconds_with_server']:.1f} s (median)"
+        )
     load = info.get("load_average", {})
     if load:
         print(
@@ -867,7 +1083,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pieces",
         default="engines,backfill,batches,nightly",
-        help="which pieces to run (default engines,backfill,batches,nightly; also: slots)",
+        help="which pieces to run (default engines,backfill,batches,nightly; also: slots, postgres, cluster)",
     )
     parser.add_argument(
         "--backfill-source",
@@ -894,7 +1110,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--duckdb-memory", default="10GB", help="DuckDB's memory_limit for the peer")
     parser.add_argument("--seed", type=int)
+    parser.add_argument(
+        "--cluster-workers",
+        default="0,1,2",
+        help="with --pieces cluster: Dask workers per backfill (0: the same flow, chunks in its own process)",
+    )
     opts = parser.parse_args(argv)
+    opts.cluster_workers = [int(w) for w in opts.cluster_workers.split(",") if w.strip()]
     opts.sizes = [s.strip() for s in opts.sizes.split(",") if s.strip()]
     opts.pieces = {p.strip() for p in opts.pieces.split(",")}
     opts.cli_sizes = [s.strip() for s in opts.cli_sizes.split(",") if s.strip()]

@@ -19,7 +19,10 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 
-SourceOpt = Annotated[Path | None, typer.Option("--source", help="Source folder (default data/sample).")]
+SourceOpt = Annotated[
+    str | None,
+    typer.Option("--source", help="Source folder, or postgresql://user@host:port/db (default data/sample)."),
+]
 WarehouseOpt = Annotated[
     Path | None, typer.Option("--warehouse", help="DuckDB warehouse (default data/warehouse.duckdb).")
 ]
@@ -41,7 +44,7 @@ def _quiet_prefect() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
-def _settings(source: Path | None, warehouse: Path | None, out_dir: Path | None):
+def _settings(source: str | None, warehouse: Path | None, out_dir: Path | None):
     from flows.settings import Settings
 
     given = {
@@ -87,6 +90,8 @@ def print_summary(summary: dict) -> None:
     table.add_row("open exceptions", str(summary["exceptions_open"]))
     table.add_row("batches written", f"{summary['batches_written']} ({summary['invoices_batched']} invoices)")
     out.print(table)
+    for warning in summary.get("warnings", []):
+        err.print(f"trackline: warning: {warning}", highlight=False, soft_wrap=True)
     files = summary["files"]
     if files:
         shown = files[:4] + ([f"... and {len(files) - 4} more"] if len(files) > 4 else [])
@@ -123,22 +128,41 @@ def backfill(
     source: SourceOpt = None,
     warehouse: WarehouseOpt = None,
     out_dir: OutOpt = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", help="Resolve the chunks on a local Dask cluster of N processes."),
+    ] = None,
+    dask: Annotated[
+        str | None,
+        typer.Option("--dask", help="Resolve the chunks on this Dask scheduler (TRACKLINE_DASK_ADDRESS)."),
+    ] = None,
 ) -> None:
     """Recompute tracking for approved invoices issued in the range (all when no range)."""
     _quiet_prefect()
     start, end = _date(date_from, "--from"), _date(date_to, "--to")
     if start and end and start > end:
         _fail(f"--from {start} is after --to {end}")
+    if workers is not None and workers < 1:
+        _fail(f"--workers {workers}: give at least 1 worker")
+    if workers is not None and dask is not None:
+        _fail("give --workers N (a local cluster) or --dask ADDRESS (an existing one), not both")
     from flows.run.pipeline import backfill_flow
 
-    summary = _run(
-        backfill_flow,
-        _settings(source, warehouse, out_dir),
-        date_from=start,
-        date_to=end,
-        practices=practice or [],
-        emit_batches=emit_batches,
-    )
+    settings = _settings(source, warehouse, out_dir)
+    if dask is not None:
+        settings = settings.model_copy(update={"dask_address": dask})
+    parameters = {
+        "date_from": start,
+        "date_to": end,
+        "practices": practice or [],
+        "emit_batches": emit_batches,
+    }
+    if workers or settings.dask_address:
+        from flows.run.pipeline import backfill_on_cluster
+
+        summary = _run(backfill_on_cluster, settings, workers, **parameters)
+    else:
+        summary = _run(backfill_flow, settings, **parameters)
     print_summary(summary)
 
 
@@ -198,7 +222,14 @@ def push(
     settings = _settings(None, warehouse, out_dir)
     if connections is not None:
         settings = settings.model_copy(update={"xero_connections": connections})
-    print_push(_run(push_flow, settings, practices=practice or []))
+    summary = _run(push_flow, settings, practices=practice or [])
+    print_push(summary)
+    if summary.get("unfinished"):
+        # Everything else is recorded; a scheduler should still see that Xero did not take it all.
+        _fail(
+            f"{len(summary['unfinished'])} practice(s) not finished because Xero failed; "
+            "run `trackline push` again: nothing is sent twice"
+        )
 
 
 # Verify and retrack (contract section 6) -----------------------------------------------------------------
@@ -338,8 +369,17 @@ def retrack(
 def serve() -> None:
     """Register the nightly schedule with Prefect and serve it."""
     _quiet_prefect()
+    from prefect.settings import PREFECT_API_URL
+
     from flows.deployments import serve_nightly
 
+    if not PREFECT_API_URL.value():
+        err.print(
+            "trackline: no PREFECT_API_URL: serving on a temporary Prefect server that ends with this "
+            "command; run `make prefect` and set the PREFECT_API_URL it prints to keep the runs in its UI",
+            highlight=False,
+            soft_wrap=True,
+        )
     serve_nightly(_settings(None, None, None))
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRACKLINE_", env_file=".env", extra="ignore")
 
-    source: Path = Path("data/sample")
+    # A folder of files, or a `postgresql://user@host:port/db` URL (see the PostgreSQL section below).
+    source: Path | str = Path("data/sample")
     warehouse: Path = Path("data/warehouse.duckdb")
     out: Path = Path("data/out")
     # R5: `hold` holds an invoice whose two slots share a category; `drop_secondary` sends slot 1 only.
@@ -19,6 +21,12 @@ class Settings(BaseSettings):
     # Xero: about 50 invoices and at most 3.5 MB per POST /Invoices; the CSV template takes 500.
     batch_max_invoices: int = 50
     batch_max_bytes: int = 3_500_000
+    # Xero's CSV import template (flows.xero.import_template): the date format of a practice's CSV files
+    # and the region whose standard tax rate names it uses, unless its entry in the CSV settings file
+    # (keyed by practice_id: date_format, region, tax_rates) says otherwise.
+    csv_date_format: Literal["DD/MM/YYYY", "MM/DD/YYYY"] = "DD/MM/YYYY"
+    csv_tax_region: Literal["UK", "AU", "NZ"] = "UK"
+    xero_csv_settings: Path = Path("data/xero_csv.json")
     # A backfill resolves whole practice x month partitions in chunks of about this many lines.
     chunk_lines: int = 1_500_000
     # DuckDB's memory for a run's warehouse queries and for staging the source (it spills beyond it).
@@ -50,6 +58,36 @@ class Settings(BaseSettings):
     # run), and the calls of Xero's day (5,000 per organisation) verify leaves to pushes and retracks.
     xero_verify_max_invoices: int = 2_000
     xero_verify_day_reserve: int = 1_000
+
+    # PostgreSQL source (contract section 2): its tables' schema; the password, taken out of the URL at
+    # the entry point so that `source` (what runs.source, messages and Prefect parameters show) never
+    # holds it (else libpq's PGPASSWORD or ~/.pgpass); and the nightly's safety overlap: it reads invoices
+    # updated after the last watermark less this many minutes, as commit order is not updated_at order.
+    source_schema: str = "public"
+    source_password: SecretStr | None = Field(default=None, exclude=True, repr=False)
+    source_overlap_minutes: int = 10
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _folder_or_url(cls, value: object) -> object:
+        text = str(value)
+        return text if text.startswith(("postgresql://", "postgres://")) else Path(text)
+
+    @model_validator(mode="after")
+    def _password_out_of_url(self) -> Settings:
+        if isinstance(self.source, str):
+            from flows.sources.postgres import split_password
+
+            shown, password = split_password(self.source)
+            self.source = shown
+            if password is not None and self.source_password is None:
+                self.source_password = SecretStr(password)
+        return self
+
+    # A backfill's partitions on a Dask cluster (contract section 5, `backfill --dask`; flows.run.cluster):
+    # an existing scheduler's address, and how long to wait for it (and for a first worker) before stopping.
+    dask_address: str | None = None
+    dask_connect_timeout_seconds: float = 10.0
 
     @property
     def lock_path(self) -> Path:

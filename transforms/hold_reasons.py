@@ -1,7 +1,9 @@
 """Why an invoice is held: R5 (same category), R8 (options that exist and are active), broken references,
 and R9 (any error on any line holds the whole invoice).
 
-Each check returns problem rows (practice_id, invoice_id, line_id, code, severity, detail). A problem
+Each check returns problem rows (practice_id, invoice_id, line_id, code, severity, detail, fix): the detail
+says what is wrong, the fix what to do about it, in the finance lead's words, both from the same row and
+value. A problem
 that changes what Xero receives is an `error` and holds its invoice; one about something that is not
 sent (slot 2 of a consolidated invoice, say) is a `warning` and holds nothing.
 """
@@ -13,7 +15,7 @@ import polars as pl
 from transforms.resolve_slots import slot2_from_owner
 from transforms.vocabulary import UNIT_AMOUNT, Code, Severity
 
-PROBLEM_COLUMNS = ["practice_id", "invoice_id", "line_id", "code", "severity", "detail"]
+PROBLEM_COLUMNS = ["practice_id", "invoice_id", "line_id", "code", "severity", "detail", "fix"]
 PROBLEM_SCHEMA = {
     "practice_id": pl.Utf8,
     "invoice_id": pl.Utf8,
@@ -21,14 +23,22 @@ PROBLEM_SCHEMA = {
     "code": Code,
     "severity": Severity,
     "detail": pl.Utf8,
+    "fix": pl.Utf8,
 }
 POLICIES = ("hold", "drop_secondary")
 
 
 def problems(
-    frame: pl.LazyFrame, when: pl.Expr, code: str, detail: pl.Expr, severity: pl.Expr | str = "error"
+    frame: pl.LazyFrame,
+    when: pl.Expr,
+    code: str,
+    detail: pl.Expr,
+    severity: pl.Expr | str = "error",
+    *,
+    fix: pl.Expr,
 ) -> pl.LazyFrame:
-    """Rows of `frame` meeting `when`, as problems with the given code and detail."""
+    """Rows of `frame` meeting `when`, as problems with the given code, detail and fix (one sentence: what
+    to change, and where, so that the next run finds it fixed)."""
     line_id = pl.col("line_id") if "line_id" in frame.collect_schema().names() else pl.lit(None, pl.Utf8)
     sev = pl.lit(severity) if isinstance(severity, str) else severity
     keys = ["_practice_id", "_invoice_id", "_line_id"]
@@ -46,6 +56,7 @@ def problems(
         pl.lit(code).cast(Code).alias("code"),
         sev.cast(Severity).alias("severity"),
         detail.alias("detail"),
+        fix.alias("fix"),
     )
 
 
@@ -95,7 +106,18 @@ def same_category_problems(lines: pl.LazyFrame, policy: str, files: dict[str, st
         .otherwise(pl.lit("; sent with slot 1 only")),
     )
     severity = pl.when(held).then(pl.lit("error")).otherwise(pl.lit("warning"))
-    return problems(lines, same_category(), "SAME_CATEGORY", detail, severity)
+    slot2_holder = (
+        pl.when(pl.col("tracking2_source") == "service")
+        .then(pl.format("service template '{}'", shown("service_template_id")))
+        .otherwise(pl.format("team member '{}' (the client's owner)", shown("owner_team_member_id")))
+    )
+    fix = pl.format(
+        "Give client '{}' an option outside the '{}' category, or give {} an option outside it",
+        shown("client_id"),
+        shown("tracking1_category"),
+        slot2_holder,
+    )
+    return problems(lines, same_category(), "SAME_CATEGORY", detail, severity, fix=fix)
 
 
 # R8 -------------------------------------------------------------------------------------------------
@@ -124,6 +146,7 @@ def option_problems(lines: pl.LazyFrame, slot: int, files: dict[str, str]) -> pl
     )
     where = _where(files["invoice_lines"], "line_row")
     source = shown(f"{p}source")
+    holder = _option_holder(slot)
     found = pl.col(f"{p}option_found")
     unknown_option = checked & ~found
     unknown_category = checked & found & pl.col(f"{p}category").is_null()
@@ -152,6 +175,13 @@ def option_problems(lines: pl.LazyFrame, slot: int, files: dict[str, str]) -> pl
                     not_sent,
                 ),
                 severity,
+                fix=pl.format(
+                    "Add option id '{}' to practice '{}' in {}, or give {} an option it has",
+                    shown(f"{p}option_id"),
+                    shown("practice_id"),
+                    pl.lit(files["tracking_options"]),
+                    holder,
+                ),
             ),
             problems(
                 lines,
@@ -171,6 +201,13 @@ def option_problems(lines: pl.LazyFrame, slot: int, files: dict[str, str]) -> pl
                     not_sent,
                 ),
                 severity,
+                fix=pl.format(
+                    "Add category id '{}' to practice '{}' in {}, or move option '{}' to a category it has",
+                    shown(f"{p}category_id"),
+                    shown("practice_id"),
+                    pl.lit(files["tracking_categories"]),
+                    shown(f"{p}option"),
+                ),
             ),
             problems(
                 lines,
@@ -188,9 +225,33 @@ def option_problems(lines: pl.LazyFrame, slot: int, files: dict[str, str]) -> pl
                     not_sent,
                 ),
                 severity,
+                fix=pl.format(
+                    "Make '{}: {}' active again in the practice app, or give {} an active option",
+                    shown(f"{p}category"),
+                    shown(f"{p}option"),
+                    holder,
+                ),
             ),
         ],
         how="vertical",
+    )
+
+
+def _option_holder(slot: int) -> pl.Expr:
+    """Who gave the slot its option, for a fix: `client 'C1'`, `service template 'S1'`, `team member 'T1'`."""
+    source = pl.col(f"tracking{slot}_source")
+    return (
+        pl.when(source == "client")
+        .then(pl.format("client '{}'", shown("client_id")))
+        .when(source == "service")
+        .then(pl.format("service template '{}'", shown("service_template_id")))
+        .otherwise(
+            pl.format(
+                "team member '{}' (the owner of client '{}')",
+                shown("owner_team_member_id"),
+                shown("client_id"),
+            )
+        )
     )
 
 
@@ -232,6 +293,11 @@ def reference_problems(lines: pl.LazyFrame, files: dict[str, str]) -> pl.LazyFra
                 (pl.col("line_type") == "service") & template_id.is_null(),
                 "UNKNOWN_SERVICE",
                 pl.format("{}: service line has no service_template_id", where),
+                fix=pl.format(
+                    "Give line '{}' of invoice '{}' a service template, or make it an adhoc line",
+                    shown("line_id"),
+                    shown("invoice_id"),
+                ),
             ),
             problems(
                 lines,
@@ -243,6 +309,13 @@ def reference_problems(lines: pl.LazyFrame, files: dict[str, str]) -> pl.LazyFra
                     template_id,
                     pl.col("practice_id"),
                     pl.lit(files["service_templates"]),
+                ),
+                fix=pl.format(
+                    "Add service template '{}' to practice '{}' in {}, or give line '{}' a template it has",
+                    template_id,
+                    pl.col("practice_id"),
+                    pl.lit(files["service_templates"]),
+                    shown("line_id"),
                 ),
             ),
             problems(
@@ -262,21 +335,46 @@ def reference_problems(lines: pl.LazyFrame, files: dict[str, str]) -> pl.LazyFra
                     owner_not_sent,
                 ),
                 owner_severity,
+                fix=pl.format(
+                    "Add team member '{}' to practice '{}' in {}, or give client '{}' an owner who is there",
+                    shown("owner_team_member_id"),
+                    shown("practice_id"),
+                    pl.lit(files["team_members"]),
+                    shown("client_id"),
+                ),
             ),
             problems(
                 lines,
                 fields_sent & lookable & pl.col("account_code").is_null(),
                 "MISSING_ACCOUNT_CODE",
                 pl.format("{}: no account_code on the line, {}", where, template_named),
+                fix=_give_line_or_template("an account code"),
             ),
             problems(
                 lines,
                 (fields_sent | pl.col("consolidated")) & lookable & pl.col("tax_type").is_null(),
                 "MISSING_TAX_TYPE",
                 pl.format("{}: no tax_type on the line, {}", where, template_named),
+                fix=_give_line_or_template("a tax type"),
             ),
         ],
         how="vertical",
+    )
+
+
+def _give_line_or_template(what: str) -> pl.Expr:
+    """`Give line 'L1' an account code, or give its service template 'S1' one` (no template: the line)."""
+    return (
+        pl.when(pl.col("service_template_id").is_null() | (pl.col("service_template_id") == "(none)"))
+        .then(pl.format(f"Give line '{{}}' of invoice '{{}}' {what}", shown("line_id"), shown("invoice_id")))
+        .otherwise(
+            pl.format(
+                f"Give line '{{}}' of invoice '{{}}' {what}, or give its service template '{{}}' one",
+                shown("line_id"),
+                shown("invoice_id"),
+                pl.col("service_template_id"),
+            )
+        )
     )
 
 
@@ -305,6 +403,10 @@ def amount_problems(lines: pl.LazyFrame, files: dict[str, str]) -> pl.LazyFrame:
             shown(pl.coalesce("invoice_number", "invoice_id")),
             shown("total"),
         ),
+        fix=pl.format(
+            "Split invoice {} into invoices of smaller totals, or turn off consolidate_lines for its client",
+            shown(pl.coalesce("invoice_number", "invoice_id")),
+        ),
     )
 
 
@@ -323,6 +425,7 @@ def consolidation_problems(lines: pl.LazyFrame, files: dict[str, str]) -> pl.Laz
         .group_by("practice_id", "invoice_id", maintain_order=True)
         .agg(
             pl.col("invoice_number").first(),
+            pl.col("client_id").first(),
             pl.format(
                 "row {} (line {}) tax_type '{}'", shown("line_row"), pl.col("line_id"), pl.col("tax_type")
             )
@@ -340,6 +443,11 @@ def consolidation_problems(lines: pl.LazyFrame, files: dict[str, str]) -> pl.Laz
             shown(pl.coalesce("invoice_number", "invoice_id")),
             pl.lit(files["invoice_lines"]),
             pl.col("pairs"),
+        ),
+        fix=pl.format(
+            "Give every line of invoice {} the same tax type, or turn off consolidate_lines for client '{}'",
+            shown(pl.coalesce("invoice_number", "invoice_id")),
+            shown("client_id"),
         ),
     )
 
@@ -359,6 +467,12 @@ def invoice_problems(heads: pl.LazyFrame, files: dict[str, str]) -> pl.LazyFrame
                     pl.col("practice_id"),
                     pl.lit(files["practices"]),
                 ),
+                fix=pl.format(
+                    "Add practice '{}' to {}, or correct the practice_id of invoice {}",
+                    pl.col("practice_id"),
+                    pl.lit(files["practices"]),
+                    shown(pl.coalesce("invoice_number", "invoice_id")),
+                ),
             ),
             problems(
                 heads,
@@ -371,12 +485,24 @@ def invoice_problems(heads: pl.LazyFrame, files: dict[str, str]) -> pl.LazyFrame
                     pl.col("practice_id"),
                     pl.lit(files["clients"]),
                 ),
+                fix=pl.format(
+                    "Add client '{}' to practice '{}' in {}, or give invoice {} a client it has",
+                    pl.col("client_id"),
+                    pl.col("practice_id"),
+                    pl.lit(files["clients"]),
+                    shown(pl.coalesce("invoice_number", "invoice_id")),
+                ),
             ),
             problems(
                 heads,
                 pl.col("is_xero") & (pl.col("line_count") == 0),
                 "EMPTY_INVOICE",
                 pl.format("{}: approved invoice has no lines in {}", where, pl.lit(files["invoice_lines"])),
+                fix=pl.format(
+                    "Add the lines of invoice {} to {}, or void it in the practice app",
+                    shown(pl.coalesce("invoice_number", "invoice_id")),
+                    pl.lit(files["invoice_lines"]),
+                ),
             ),
         ],
         how="vertical",
@@ -400,6 +526,13 @@ def orphan_line_problems(orphans: pl.LazyFrame, files: dict[str, str]) -> pl.Laz
             pl.col("practice_id"),
             pl.lit(files["invoices"]),
         ),
+        fix=pl.format(
+            "Add invoice '{}' to practice '{}' in {}, or correct the invoice_id of line '{}' (or remove it)",
+            pl.col("missing_invoice_id"),
+            pl.col("practice_id"),
+            pl.lit(files["invoices"]),
+            pl.col("line_id"),
+        ),
     )
 
 
@@ -416,7 +549,7 @@ def source_problems_of_invoices(
 
     def by(table: str) -> pl.LazyFrame:
         return source.filter(pl.col("table") == table).select(
-            "practice_id", "key", "line_id", "detail", "code"
+            "practice_id", "key", "line_id", "detail", "code", "fix"
         )
 
     inv = heads.select("practice_id", "invoice_id", "client_id")
@@ -479,9 +612,9 @@ def source_problems_of_invoices(
             by(table)
             .drop("line_id")
             .join(used, on=["practice_id", "key"])
-            .select("practice_id", "invoice_id", "line_id", "detail", "code")
+            .select("practice_id", "invoice_id", "line_id", "detail", "code", "fix")
         )
-    columns = ["practice_id", "invoice_id", "line_id", "code", "detail"]
+    columns = ["practice_id", "invoice_id", "line_id", "code", "detail", "fix"]
     frames = (
         [f.select(columns) for f in own]
         + [f.with_columns(pl.lit(None, pl.Utf8).alias("line_id")).select(columns) for f in by_invoice]
@@ -497,6 +630,7 @@ def source_problems_of_invoices(
             pl.col("code").cast(Code),
             pl.lit("error").cast(Severity).alias("severity"),
             "detail",
+            "fix",
         )
     )
 
@@ -517,4 +651,5 @@ def unattributed_source_problems(source: pl.LazyFrame) -> pl.LazyFrame:
         .cast(Severity)
         .alias("severity"),
         "detail",
+        "fix",
     )

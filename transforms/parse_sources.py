@@ -160,6 +160,7 @@ PROBLEM_SCHEMA = {
     "code": pl.Utf8,
     "column": pl.Utf8,
     "detail": pl.Utf8,
+    "fix": pl.Utf8,  # what to do about it, in the finance lead's words, from the same row and value
 }
 
 
@@ -505,6 +506,15 @@ def _invalid_values(table: str, both: pl.DataFrame, file_name: str) -> pl.LazyFr
             " ",
             pl.col("value"),
         ).alias("detail"),
+        _say(
+            "Correct ",
+            pl.col("column"),
+            f" in {file_name} row ",
+            pl.col(ROW),
+            f" ({keys[-1]} '",
+            pl.col(keys[-1]),
+            "') in the practice app and export again",
+        ).alias("fix"),
     )
 
 
@@ -657,6 +667,13 @@ def _split_duplicates(
             pl.col("practice_id"),
             "'; keep one row per key",
         ).alias("detail"),
+        _say(
+            f"Keep one of {file_name} rows ",
+            pl.col("_rows"),
+            f" with {keys[-1]} '",
+            pl.col(keys[-1]),
+            "' (or give the others ids of their own) in the practice app",
+        ).alias("fix"),
     )
     # Kept: rows with a whole key, and of a repeated key only the first row.
     keep = typed.select(identified).to_series()

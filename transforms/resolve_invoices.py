@@ -229,6 +229,16 @@ def _limit_problems(candidate_items: pl.DataFrame, files: dict[str, str]) -> pl.
                     pl.lit(what),
                     sent_on,
                 ).alias("detail"),
+                pl.format(
+                    "Shorten {} of {} row {} ({} '{}') to at most {} characters, in the practice app{}",
+                    pl.lit(source_column),
+                    pl.lit(files[table]),
+                    holds.shown(row),
+                    pl.lit(key.removeprefix(f"tracking{slot}_")),
+                    holds.shown(key),
+                    pl.lit(XERO_LIMITS_OF[column]),
+                    pl.lit(" and in Xero" if slot else ""),
+                ).alias("fix"),
             )
         )
     return pl.concat(found, how="vertical").unique(maintain_order=True)

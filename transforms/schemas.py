@@ -121,6 +121,8 @@ EXCEPTIONS = pa.DataFrameSchema(
         "code": pa.Column(pl.Enum(CODES)),
         "severity": pa.Column(pl.Enum(SEVERITIES)),
         "detail": pa.Column(pl.Utf8, checks=pa.Check.str_length(min_value=10)),
+        # Every code says what to do (transforms.hold_reasons): a problem without a fix is a bug.
+        "fix": pa.Column(pl.Utf8, checks=pa.Check.str_length(min_value=10)),
     },
     name="exceptions",
 )

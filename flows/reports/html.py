@@ -652,6 +652,7 @@ def render_html(con: duckdb.DuckDBPyConnection, warehouse: Path) -> str:
             ("amount", "amount", "money"),
             ("hold_codes", "codes", "text"),
             ("age_days", "held (days)", "num"),
+            ("fix", "what to do", "detail"),
             ("first_error", "first error to fix", "detail"),
         ],
         held,

@@ -8,9 +8,11 @@ month partitions), one task each, with a progress bar on a terminal.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from prefect import flow, task
 from prefect.cache_policies import NONE
@@ -27,6 +29,7 @@ from flows.settings import Settings
 from flows.sources import source_for
 from flows.warehouse.lock import WarehouseLocked
 from flows.xero import batches, retrack
+from flows.xero.import_template import read_csv_settings
 
 TASK = {"cache_policy": NONE, "persist_result": False}
 STOPPED = "Stopped"  # the state of a task that stopped the run (flows.run.stops)
@@ -77,21 +80,32 @@ RESOLVE = Step(steps.resolve_chunk, "resolve chunk", task_run_name="resolve chun
 COMMIT = Step(steps.commit, "commit chunks")
 FINISH = Step(steps.finish, "finish resolution")
 BATCHES = Step(batches.write_batches, "write xero batches")
+TEMPLATES = Step(batches.practice_templates, "read csv templates")
 CHECK = Step(steps.check, "check every invoice is accounted for")
 RECORD = Step(_record_now, "record run")
 SENT = Step(retrack.sent_invoice_changes, "check invoices already in xero")
 
 
 def run_pipeline(
-    settings: Settings, scope: Scope, emit_batches: bool, *, as_tasks: bool = True
+    settings: Settings, scope: Scope, emit_batches: bool, *, as_tasks: bool = True, on_cluster: bool = False
 ) -> RunSummary:
     """One atomic run: everything below commits together or not at all.
 
     `as_tasks=False` calls the same steps as plain functions (no Prefect API needed): for tests and the
-    benchmark; the flows below always run them as tasks.
+    benchmark; the flows below always run them as tasks. `on_cluster` submits the chunks' tasks to the
+    flow's task runner, a DaskTaskRunner (flows.run.cluster), instead of running them one by one here.
     """
     stages: dict[str, float] = {}
-    source = source_for(settings.source, memory_limit=settings.duckdb_memory_limit)
+    if scope.flow == "nightly":
+        scope = dataclasses.replace(scope, overlap=timedelta(minutes=settings.source_overlap_minutes))
+    # The CSV settings file is read before anything changes: a file it cannot use stops the run.
+    csv_entries = read_csv_settings(settings.xero_csv_settings) if emit_batches else {}
+    source = source_for(
+        settings.source,
+        memory_limit=settings.duckdb_memory_limit,
+        schema=settings.source_schema,
+        password=settings.source_password.get_secret_value() if settings.source_password else None,
+    )
     with atomic_run(
         settings.warehouse, settings.out, settings.lock_path, scope.flow, settings.duckdb_memory_limit
     ) as run:
@@ -104,31 +118,52 @@ def run_pipeline(
         context = steps.ChunkContext(loaded, run.run_id, settings.same_category_policy)
         results = []
         with _progress(len(plan.chunks)) as advance:
-            for chunk in plan.chunks:
-                results.append(RESOLVE(as_tasks, stages, chunk, context))
-                advance()
-                faults.checkpoint("chunk")
+            if on_cluster:
+                results = _resolve_on_cluster(stages, plan.chunks, context, advance)
+            else:
+                for chunk in plan.chunks:
+                    results.append(RESOLVE(as_tasks, stages, chunk, context))
+                    advance()
+                    faults.checkpoint("chunk")
         summary = COMMIT(as_tasks, stages, run, plan, results)
         FINISH(as_tasks, stages, run, loaded, plan)
         SENT(as_tasks, stages, run.con, plan.keys if scope.flow != "nightly" else None, run.started_at)
         faults.checkpoint("resolved")
         if emit_batches:
-            count, invoices, written = BATCHES(
+            batch_run = batches.BatchRun(run.con, run.staging, run.run_id, run.started_at)
+            templates, warnings = TEMPLATES(as_tasks, stages, batch_run, settings, csv_entries)
+            count, invoices, written, refused = BATCHES(
                 as_tasks,
                 stages,
-                batches.BatchRun(run.con, run.staging, run.run_id, run.started_at),
+                batch_run,
                 plan.keys if scope.flow != "nightly" else None,
                 settings.batch_max_invoices,
                 settings.batch_max_bytes,
                 settings.chunk_lines,
+                templates,
             )
             summary.batches_written, summary.invoices_batched = count, invoices
             summary.files = [str(settings.out / p) for p in written]
+            summary.warnings = warnings + batches.csv_refused_warnings(refused, templates, settings)
         faults.checkpoint("staged")
         CHECK(as_tasks, stages, run, scope, plan)
         summary = RECORD(as_tasks, stages, run, summary, loaded, plan)
     summary.stages = stages
     return summary
+
+
+def _resolve_on_cluster(stages: dict[str, float], chunks, context, advance) -> list:
+    from flows.run.cluster import resolve_on_cluster
+
+    def done() -> None:
+        advance()
+        faults.checkpoint("chunk")
+
+    started = time.perf_counter()
+    try:
+        return resolve_on_cluster(RESOLVE.task, chunks, context, done)
+    finally:
+        stages[RESOLVE.name] = stages.get(RESOLVE.name, 0.0) + time.perf_counter() - started
 
 
 class _progress:
@@ -321,11 +356,33 @@ def backfill_flow(
     date_to: date | None = None,
     practices: list[str] | None = None,
     emit_batches: bool = False,
+    on_cluster: bool = False,
 ) -> dict:
-    """Recompute approved invoices issued in the range, replacing what the warehouse had for them."""
+    """Recompute approved invoices issued in the range, replacing what the warehouse had for them;
+    `on_cluster`: each chunk on the flow's Dask cluster (backfill_on_cluster)."""
     settings = settings or Settings()
     scope = Scope("backfill", date_from, date_to, tuple(practices or ()))
-    return _ending_in_one_line(lambda: run_pipeline(settings, scope, emit_batches).as_dict())
+    return _ending_in_one_line(
+        lambda: run_pipeline(settings, scope, emit_batches, on_cluster=on_cluster).as_dict()
+    )
+
+
+# A backfill on a Dask cluster (contract section 5: --workers N, --dask ADDRESS) ---------------------------
+
+
+def backfill_on_cluster(settings: Settings, workers: int | None, **parameters) -> dict:
+    """The backfill flow with its chunks on a local cluster of `workers` processes, or on the scheduler
+    at settings.dask_address (flows.run.cluster); every path absolute, as a worker elsewhere needs it."""
+    from flows.run.cluster import partition_runner
+
+    paths = {k: getattr(settings, k) for k in ("source", "warehouse", "out")}
+    absolute = settings.model_copy(
+        update={k: Path(v).resolve() for k, v in paths.items() if "://" not in str(v)}
+    )
+    address = None if workers else settings.dask_address
+    with partition_runner(workers, address, settings.dask_connect_timeout_seconds) as runner:
+        flow_ = backfill_flow.with_options(task_runner=runner)
+        return flow_(absolute, on_cluster=True, return_state=True, **parameters).result()
 
 
 def _ending_in_one_line(fn, *args):

@@ -11,7 +11,7 @@ writes the warehouse.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 
@@ -23,6 +23,9 @@ class Scope:
     date_from: date | None = None
     date_to: date | None = None
     practices: tuple[str, ...] = ()
+    # A nightly looks at invoices updated since the last watermark less this (commit order is not
+    # updated_at order: a row committed late may carry an earlier updated_at).
+    overlap: timedelta = timedelta(0)
 
     @property
     def everything(self) -> bool:
@@ -84,7 +87,21 @@ class Plan:
 
 
 @dataclass(frozen=True)
+class PartFile:
+    """A file a chunk wrote into its part, as the chunk saw it: the single writer loads it only if it is
+    still exactly that file (a chunk may run on another machine, and be run again after a worker died)."""
+
+    table: str
+    path: Path
+    rows: int
+    size: int  # bytes
+    digest: str  # SHA-256 of the file's bytes
+
+
+@dataclass(frozen=True)
 class ChunkResult:
+    """What resolving a chunk returns to the run: counts, and the files it wrote; never a frame."""
+
     chunk: int
     part: str
     invoices_considered: int = 0
@@ -92,6 +109,9 @@ class ChunkResult:
     invoices_held: int = 0
     invoices_not_xero: int = 0
     lines_resolved: int = 0
+    files: tuple[PartFile, ...] = ()
+    seconds: float = 0.0  # the chunk's own wall time, where it ran (the benchmark's per-partition cost)
+    worker: str = ""  # host:pid of the process that resolved it
 
 
 @dataclass
@@ -108,10 +128,15 @@ class RunSummary:
     invoices_batched: int = 0
     held_by_code: dict[str, int] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
+    # what the user should know that did not stop the run (a practice's CSV files not written, ...)
+    warnings: list[str] = field(default_factory=list)
     # seconds each step took, for the benchmark and the curious
     stages: dict[str, float] = field(default_factory=dict)
+    # the chunks' own seconds, summed over wherever they ran (on a cluster: the workers' share)
+    chunk_seconds: float = 0.0
 
     def add(self, part: ChunkResult) -> None:
+        self.chunk_seconds += part.seconds
         for name in (
             "invoices_considered",
             "invoices_ready",
@@ -134,6 +159,8 @@ class PushSummary:
     rejected: dict[str, int] = field(default_factory=dict)
     not_active: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    # Skipped because Xero kept failing or refused the credentials: the push did not finish them.
+    unfinished: dict[str, str] = field(default_factory=dict)
     requests: int = 0
     batches_sent: int = 0
 
@@ -151,6 +178,7 @@ class PushSummary:
             rejected=count(outcome.rejected),
             not_active=count(outcome.not_active),
             skipped=dict(sorted(outcome.skipped.items())),
+            unfinished=dict(sorted(outcome.unfinished.items())),
             requests=len(outcome.requests),
             batches_sent=outcome.batches_sent,
         )

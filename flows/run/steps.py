@@ -18,7 +18,11 @@ Memory follows the chunk: no step holds the history's invoices or lines, only th
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
+import socket
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,10 +30,12 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from flows import faults
 from flows.reports.views import create_views
 from flows.run.accounting import check_accounting
 from flows.run.publish import Run
-from flows.run.state import ChunkPlan, ChunkResult, Loaded, Plan, RunSummary, Scope
+from flows.run.state import ChunkPlan, ChunkResult, Loaded, PartFile, Plan, RunSummary, Scope
+from flows.run.stops import Stopped
 from flows.sources.protocol import REFERENCE_TABLES, Source
 from flows.warehouse import writes as wh
 from flows.warehouse.store import part_name, write_part_file
@@ -276,7 +282,8 @@ def _plan_group(
     keys = _parsed_keys(raw, loaded.files)
     known = wh.query(con, "select * from _known where practice_id in (select unnest(?))", [group])
     if scope.flow == "nightly":
-        touched = _touched_by_nightly(raw, keys, known.select(*INVOICE, "invoice_state"), watermark)
+        since = watermark - scope.overlap if watermark is not None else None
+        touched = _touched_by_nightly(raw, keys, known.select(*INVOICE, "invoice_state"), since)
         # A held invoice gone from the source is looked at too, so that it is removed.
         held = known.filter(pl.col("invoice_state") == "held").select(INVOICE)
         looked_at = pl.concat([touched, held]).unique()
@@ -287,7 +294,10 @@ def _plan_group(
         old = known.filter(keep).select(INVOICE)
         candidates = exportable(keys.lazy()).collect().filter(keep)
 
-    counts = source.line_counts(practices=group)
+    # A nightly counts the lines of the invoices it recomputes only; a backfill, of the whole group.
+    counts = source.line_counts(
+        practices=group, invoices=candidates.select(INVOICE) if scope.flow == "nightly" else None
+    )
     sized = (
         candidates.join(counts, on=INVOICE, how="left")
         .with_columns(
@@ -333,7 +343,9 @@ def _plan_group(
 
 def _no_problems() -> pl.DataFrame:
     return pl.DataFrame(
-        schema={c: pl.Utf8 for c in ("practice_id", "invoice_id", "line_id", "code", "severity", "detail")}
+        schema={
+            c: pl.Utf8 for c in ("practice_id", "invoice_id", "line_id", "code", "severity", "detail", "fix")
+        }
     )
 
 
@@ -350,8 +362,10 @@ class ChunkContext:
 
 
 def resolve_chunk(chunk: ChunkPlan, context: ChunkContext) -> ChunkResult:
-    """Resolve one chunk from its files and write its results into its part; touches no warehouse (it
-    may run on a worker of its own)."""
+    """Resolve one chunk from its files and write its results into its part; touches no warehouse, reads
+    no setting and needs nothing in memory from the run, so it may run in a Dask worker on another
+    machine (flows.run.cluster). Run again after a worker died, it writes the same files again."""
+    started = time.perf_counter()
     loaded = context.loaded
     tables = {t: pl.read_parquet(loaded.reference / f"{t}.parquet").lazy() for t in REFERENCE_TABLES}
     folder = chunk.folder
@@ -378,7 +392,7 @@ def resolve_chunk(chunk: ChunkPlan, context: ChunkContext) -> ChunkResult:
     validate_output(LINE_TRACKING, result.line_tracking)
     validate_output(EXCEPTIONS, result.exceptions)
     validate_output(XERO_LINE_ITEMS, result.xero_line_items)
-    _write_results(chunk, context.run_id, result, invoices_df)
+    files = _write_results(chunk, context.run_id, result, invoices_df)
     states = result.invoice_states["invoice_state"].value_counts()
     count = dict(zip(states["invoice_state"].cast(pl.Utf8), states["count"], strict=True))
     return ChunkResult(
@@ -389,6 +403,9 @@ def resolve_chunk(chunk: ChunkPlan, context: ChunkContext) -> ChunkResult:
         invoices_held=count.get("held", 0),
         invoices_not_xero=count.get("not_xero", 0),
         lines_resolved=result.line_tracking.height,
+        files=files,
+        seconds=time.perf_counter() - started,
+        worker=f"{socket.gethostname()}:{os.getpid()}",
     )
 
 
@@ -396,7 +413,8 @@ def _digests(result: Resolution) -> pl.DataFrame:
     """(practice_id, invoice_id, digest, total) of each ready invoice: the MD5 of exactly what is sent."""
     payloads = result.payloads
     heads = result.xero_invoices.select(*INVOICE, "total")
-    con = duckdb.connect()
+    # As many threads as this process's Polars pool: POLARS_MAX_THREADS on a Dask worker, all cores here.
+    con = duckdb.connect(config={"threads": pl.thread_pool_size()})
     try:
         con.register("_payloads", wh.arrow(payloads))
         digests = wh.query(con, "select practice_id, invoice_id, md5(payload) as digest from _payloads")
@@ -405,30 +423,59 @@ def _digests(result: Resolution) -> pl.DataFrame:
     return digests.join(heads, on=INVOICE, how="inner", validate="1:1")
 
 
-def _write_results(chunk: ChunkPlan, run_id: str, result: Resolution, invoices: pl.DataFrame) -> None:
-    """The chunk's rows of every stored table, and its problems, as its part's files."""
+def _write_results(
+    chunk: ChunkPlan, run_id: str, result: Resolution, invoices: pl.DataFrame
+) -> tuple[PartFile, ...]:
+    """The chunk's rows of every stored table, and its problems, as its part's files; what was written."""
     currencies = invoices.select(*INVOICE, pl.col("currency").alias("source_currency"))
     states = (
         result.invoice_states.join(currencies, on=INVOICE, how="left", validate="1:1")
         .join(_digests(result).rename({"total": "net_amount"}), on=INVOICE, how="left", validate="1:1")
         .with_columns(pl.col("invoice_state").cast(pl.Utf8), pl.lit(run_id).alias("run_id"))
     )
-    folder = chunk.folder
-    write_part_file(folder / "invoice_tracking.parquet", states)
-    write_part_file(
-        folder / "line_tracking.parquet",
-        result.line_tracking.with_columns(
+    tables = {
+        "invoice_tracking": states,
+        "line_tracking": result.line_tracking.with_columns(
             pl.col("invoice_state").cast(pl.Utf8),
             pl.col("line_type").cast(pl.Utf8),
             pl.lit(run_id).alias("run_id"),
         ),
-    )
-    write_part_file(folder / "xero_invoices.parquet", result.xero_invoices)
-    write_part_file(folder / "xero_line_items.parquet", result.xero_line_items)
-    write_part_file(
-        folder / "exceptions.parquet",
-        result.exceptions.with_columns(pl.col("code", "severity").cast(pl.Utf8)),
-    )
+        "xero_invoices": result.xero_invoices,
+        "xero_line_items": result.xero_line_items,
+        "exceptions": result.exceptions.with_columns(pl.col("code", "severity").cast(pl.Utf8)),
+    }
+    written = []
+    for number, (table, frame) in enumerate(tables.items()):
+        if number == 2:
+            faults.checkpoint("resolving")  # the kill tests: a part half written
+        path = chunk.folder / f"{table}.parquet"
+        write_part_file(path, frame)
+        written.append(PartFile(table, path, frame.height, *_size_and_digest(path)))
+    return tuple(written)
+
+
+def _size_and_digest(path: Path) -> tuple[int, str]:
+    with open(path, "rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    return path.stat().st_size, digest
+
+
+def _check_chunk_files(plan_: Plan, results: list[ChunkResult]) -> None:
+    """Every chunk answered once, and each file it wrote is still exactly what it wrote (size and
+    SHA-256): else the run stops before anything changes."""
+    answered = sorted(r.chunk for r in results)
+    if answered != [c.chunk for c in plan_.chunks]:
+        raise Stopped(
+            f"stopped, nothing changed: chunks {answered} answered for a plan of {len(plan_.chunks)}"
+        )
+    for result in results:
+        for file in result.files:
+            found = _size_and_digest(file.path) if file.path.exists() else (None, None)
+            if found != (file.size, file.digest):
+                raise Stopped(
+                    f"stopped, nothing changed: {file.path}: not the file chunk {result.chunk} wrote "
+                    f"({file.size} bytes, sha256 {file.digest[:12]}); found {found[0]} bytes"
+                )
 
 
 # Commit: the single writer -------------------------------------------------------------------------------
@@ -438,6 +485,7 @@ def commit(run: Run, plan_: Plan, results: list[ChunkResult]) -> RunSummary:
     """Point every recomputed invoice at the part its chunk wrote, merge the chunks' problems into
     `exceptions`, and refresh the stored tables' views."""
     con, store = run.con, run.store
+    _check_chunk_files(plan_, results)
     summary = RunSummary(run_id=run.run_id, flow=run.flow)
     for chunk in plan_.chunks:
         keys = pl.read_parquet(chunk.folder / "raw_invoices.parquet", columns=INVOICE).unique()

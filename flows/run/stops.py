@@ -29,9 +29,10 @@ def stop_sentence(problem: BaseException) -> str | None:
     from flows.warehouse.lock import WarehouseLocked
     from flows.xero.api import XeroSetupError
     from flows.xero.files import XeroBodyInvalid
+    from flows.xero.import_template import CsvSettingsError
     from transforms.schemas import OutputCheckFailed
 
-    if isinstance(problem, Stopped | SourceError | WarehouseLocked | XeroSetupError):
+    if isinstance(problem, Stopped | SourceError | WarehouseLocked | XeroSetupError | CsvSettingsError):
         return _flat(str(problem))
     if isinstance(problem, OutputCheckFailed | XeroBodyInvalid | AccountingCheckFailed | PathOutsideOutput):
         return _flat(f"stopped, nothing changed: {problem}")

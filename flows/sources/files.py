@@ -390,11 +390,24 @@ class FileSource:
 
         return self._read("invoices", read)
 
-    def line_counts(self, practices: list[str] | None = None) -> pl.DataFrame:
+    def line_counts(
+        self, practices: list[str] | None = None, invoices: pl.DataFrame | None = None
+    ) -> pl.DataFrame:
+        """Only the key columns are scanned; with `invoices`, only their lines are counted."""
+
         def read(opened: OpenedTable) -> pl.DataFrame:
+            lines = _of_practices(opened.scan().select(INVOICE), practices)
+            if invoices is not None:
+                dtypes = lines.collect_schema()
+                wanted = _key_text(invoices.select(INVOICE)).lazy()
+                lines = lines.join(
+                    wanted,
+                    left_on=[as_csv_text(k, dtypes[k]) for k in INVOICE],
+                    right_on=list(INVOICE),
+                    how="semi",
+                )
             return (
-                _of_practices(opened.scan(), practices)
-                .group_by(INVOICE)
+                lines.group_by(INVOICE)
                 .agg(pl.len().cast(pl.Int64).alias("lines"))
                 .collect(engine="streaming")
             )
@@ -651,7 +664,7 @@ def _as_text(path: Path, frame: pl.DataFrame) -> pl.DataFrame:
 
 def read_table(folder: Path, table: str) -> tuple[pl.DataFrame, str]:
     """The table as text columns in contract order, after `_row` (1-based data row), and its file name."""
-    with tempfile.TemporaryDirectory(prefix="trackline-read-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="trackline-read-", ignore_cleanup_errors=True) as scratch:
         opened = open_table(folder, table, Path(scratch))
         try:
             frame = opened.scan().collect()
@@ -663,7 +676,7 @@ def read_table(folder: Path, table: str) -> tuple[pl.DataFrame, str]:
 def read_source(folder: Path) -> tuple[dict[str, pl.DataFrame], dict[str, str]]:
     """Every table of the source as text, or a SourceError before anything is changed."""
     source = FileSource(folder)
-    with tempfile.TemporaryDirectory(prefix="trackline-read-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="trackline-read-", ignore_cleanup_errors=True) as scratch:
         source.open(Path(scratch))
         frames = {table: _as_text(source.path(table), source.table(table)) for table in TABLES}
         files = {table: source.file_name(table) for table in TABLES}

@@ -83,9 +83,13 @@ class Source(Protocol):
         without a practice_id or invoice_id are returned too."""
         ...
 
-    def line_counts(self, practices: list[str] | None = None) -> pl.DataFrame:
+    def line_counts(
+        self, practices: list[str] | None = None, invoices: pl.DataFrame | None = None
+    ) -> pl.DataFrame:
         """(practice_id, invoice_id, lines): how many invoice_lines rows name each pair (of `practices`
-        only when given), keys as read (a blank or null key is its own group)."""
+        only when given; of the (practice_id, invoice_id) pairs of `invoices` only, by their text, when
+        given: a nightly counts only what it recomputes), keys as read (a blank or null key is its own
+        group)."""
         ...
 
     def loose_invoices(self) -> pl.DataFrame:

@@ -190,17 +190,21 @@ class Store:
             body = f"select * from store.{table}"
         else:
             listing = ", ".join(_literal(f) for _, f in files)
-            parts = ", ".join(f"({_literal(p)}, {_literal(f)})" for p, f in files)
+            # Files and parts are matched by number, not by path: the index side of the semi join holds a
+            # row per invoice, and a path in each made it several times larger (DuckDB's memory_limit).
+            file_numbers = ", ".join(f"({_literal(f)}, {n})" for n, (_, f) in enumerate(files))
+            part_numbers = ", ".join(f"({_literal(p)}, {n})" for n, (p, _) in enumerate(files))
             cast = ", ".join(f't."{c}"::{t} as "{c}"' for c, t in columns.items())
             body = f"""
                 select {cast}
                 from read_parquet([{listing}], filename = true, union_by_name = true) t
+                join (values {file_numbers}) f(filename, file_no) on t.filename = f.filename
                 semi join (
-                    select i.practice_id, i.invoice_id, f.filename
-                    from store_index i join (values {parts}) f(part, filename) using (part)
+                    select i.practice_id, i.invoice_id, p.file_no
+                    from store_index i join (values {part_numbers}) p(part, file_no) using (part)
                 ) k on t.practice_id is not distinct from k.practice_id
                    and t.invoice_id is not distinct from k.invoice_id
-                   and t.filename = k.filename"""
+                   and f.file_no = k.file_no"""
         if table in BATCHED:
             return f"""
                 select s.*, b.batch_id from ({body}) s
@@ -222,9 +226,12 @@ class Store:
             columns.setdefault(table, []).append((column, text))
         said = {}
         for table in STORED:
-            statements = [f"comment on view main.{table} is {_literal(tables[table])}"] if tables.get(table) else []
+            statements = (
+                [f"comment on view main.{table} is {_literal(tables[table])}"] if tables.get(table) else []
+            )
             statements += [
-                f'comment on column main.{table}."{column}" is {_literal(text)}' for column, text in columns.get(table, [])
+                f'comment on column main.{table}."{column}" is {_literal(text)}'
+                for column, text in columns.get(table, [])
             ]
             if table in BATCHED:
                 statements.append(

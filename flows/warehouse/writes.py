@@ -33,6 +33,9 @@ def load_raw(con: duckdb.DuckDBPyConnection, frames: dict[str, pl.DataFrame], fi
         )
 
 
+ROWS_PER_BATCH = 1_000_000
+
+
 def create_temp(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> None:
     """A table that lives for the run's connection only: never published."""
     con.register("_frame", arrow(frame))
@@ -45,7 +48,9 @@ def read_raw(con: duckdb.DuckDBPyConnection, table: str) -> pl.DataFrame:
 
 
 def query(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pl.DataFrame:
-    return pl.from_arrow(con.execute(sql, params or []).fetch_arrow_table())
+    """A query's result as a frame, streamed out of DuckDB batch by batch: a result materialised inside
+    DuckDB counts against its memory_limit (2M invoices' headers do not fit in 1 GB), Arrow's do not."""
+    return pl.from_arrow(con.execute(sql, params or []).fetch_record_batch(ROWS_PER_BATCH).read_all())
 
 
 def insert(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
@@ -98,8 +103,8 @@ def merge_exceptions(
     )
     con.execute(
         f"""
-        insert into exception_history
-        select e.*, ? from exceptions e
+        insert into exception_history by name
+        select e.*, ?::timestamptz as closed_at from exceptions e
         where {in_scope} and not exists (select 1 from _found f where {same})
         """,
         [now],
@@ -108,13 +113,14 @@ def merge_exceptions(
         f"""
         create or replace temp table _kept as
         select f.practice_id, f.invoice_id, f.line_id, f.code, f.severity, f.detail,
-               coalesce(e.first_seen_at, ?::timestamptz) as first_seen_at, ?::timestamptz as last_seen_at
+               coalesce(e.first_seen_at, ?::timestamptz) as first_seen_at, ?::timestamptz as last_seen_at,
+               f.fix
         from _found f left join (select * from exceptions e where {in_scope}) e on {same}
         """,
         [now, now],
     )
     con.execute(f"delete from exceptions e where {in_scope}")
-    con.execute("insert into exceptions select * from _kept")
+    con.execute("insert into exceptions by name select * from _kept")
     con.execute("drop table _kept")
     con.unregister("_found")
     con.unregister("_scope")

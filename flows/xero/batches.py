@@ -34,6 +34,12 @@ from flows.xero.files import (
     render_invoices,
     write_files,
 )
+from flows.xero.import_template import (
+    CsvTemplates,
+    csv_templates,
+    standard_templates,
+    tax_rates_from_xero,
+)
 from transforms.xero_payload import SENT_LINE_FIELDS
 
 INVOICE = ["practice_id", "invoice_id"]
@@ -238,43 +244,100 @@ class _Record:
             con.execute(f"set threads = {int(threads)}")
 
 
+def practice_templates(run: BatchRun, settings, entries: dict[str, dict]) -> tuple[CsvTemplates, list[str]]:
+    """The CSV template of every practice with invoices to batch (flows.xero.import_template): tax rate
+    names read from its Xero organisation when it has a connection, else from the CSV settings file
+    (`entries`, read at the start of the run) over Xero's standard names; and warnings of organisations
+    that could not be read."""
+    practices = [
+        row[0]
+        for row in run.con.execute(
+            """select distinct i.practice_id from xero_invoices i
+               join invoice_tracking t using (practice_id, invoice_id)
+               where t.invoice_state = 'ready' and i.batch_id is null"""
+        ).fetchall()
+    ]
+    from_xero, warnings = tax_rates_from_xero(settings, practices)
+    templates = csv_templates(
+        settings.xero_csv_settings,
+        entries,
+        practices,
+        settings.csv_date_format,
+        settings.csv_tax_region,
+        from_xero,
+    )
+    return templates, warnings
+
+
+def csv_refused_warnings(refused: dict[str, list[str]], templates: CsvTemplates, settings) -> list[str]:
+    """One warning per practice whose CSV files were not written, naming the codes without a name."""
+    return [
+        f"practice {practice_id}: no CSV import files written: tax type {', '.join(codes)} has no display "
+        f'name in {templates.of(practice_id).named_by}; add it under "tax_rates" for {practice_id} in '
+        f"{settings.xero_csv_settings} (its JSON bodies are written)"
+        for practice_id, codes in refused.items()
+    ]
+
+
 def write_batches(
     run: BatchRun,
     only: Sequence[Path] | None,
     max_invoices: int,
     max_bytes: int,
     chunk_lines: int = 2_000_000,
-) -> tuple[int, int, list[str]]:
+    templates: CsvTemplates | None = None,
+) -> tuple[int, int, list[str], dict[str, list[str]]]:
     """Batch every ready invoice whose content was never sent and that Xero does not have: those of `only` (Parquet files with
     practice_id, invoice_id: the invoices a backfill recomputed) when given, else every one in the
     warehouse (nightly: nothing pending is forgotten). Practices go in groups of about `chunk_lines`
-    lines (bounded memory)."""
+    lines (bounded memory). CSV files follow each practice's template (`templates`: date format, tax
+    names); returns the batches and invoices written, the files, and per practice the tax type codes
+    that kept its CSV files from being written."""
+    templates = templates or standard_templates()
     con = run.con
     if only is not None:
         if not only:
-            return 0, 0, []
+            return 0, 0, [], {}
         listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in only)
         con.execute(
             f"create or replace temp view _only as select practice_id, invoice_id from read_parquet([{listed}])"
         )
-    try:
-        pending = wh.query(
+
+    def pending_query(columns: str, where: str = "", tail: str = "") -> pl.DataFrame:
+        return wh.query(
             con,
             f"""
-            select {", ".join(f"i.{c}" for c in HEAD_FIELDS)}, t.digest from xero_invoices i
+            select {columns} from xero_invoices i
             join invoice_tracking t using (practice_id, invoice_id)
             {"semi join _only using (practice_id, invoice_id)" if only is not None else ""}
-            where t.invoice_state = 'ready' and i.batch_id is null
+            where t.invoice_state = 'ready' and i.batch_id is null {where}
               -- in Xero already: a change of its tracking is retracking's, of its lines the finance lead's
               and not exists (select 1 from xero_sent_invoices s
                               where s.practice_id = i.practice_id and s.invoice_id = i.invoice_id)
+            {tail}
             """,
-        ).sort(INVOICE)
+        )
+
+    # Read a group of practices at a time: in one query, the headers of a 10M-line backfill (2M
+    # invoices) do not fit in DuckDB's memory_limit; as frames they are what the step holds anyway.
+    heads = f"{', '.join(f'i.{c}' for c in HEAD_FIELDS)}, t.digest"
+    try:
+        sizes = pending_query("i.practice_id, sum(i.line_count) as line_count", tail="group by all")
+        read = []
+        for group in _practice_groups(sizes, chunk_lines) if not sizes.is_empty() else []:
+            con.register(
+                "_group", wh.arrow(pl.DataFrame({"practice_id": group}, schema={"practice_id": pl.Utf8}))
+            )
+            try:
+                read.append(pending_query(heads, "and i.practice_id in (select practice_id from _group)"))
+            finally:
+                con.unregister("_group")
+        pending = pl.concat(read).sort(INVOICE) if read else pl.DataFrame()
     finally:
         if only:
             con.execute("drop view if exists temp._only")
     if pending.is_empty():
-        return 0, 0, []
+        return 0, 0, [], {}
     sequences = dict(
         con.execute("select practice_id, count(*) + 1 from xero_batches group by practice_id").fetchall()
     )
@@ -304,7 +367,7 @@ def write_batches(
                 lines = _Lines()
                 streaming = warehouse.submit(record.stream, heads, lines, by_count)
                 futures.append(streaming)
-                head_text = render_heads(heads)
+                head_text = render_heads(heads, templates)
                 ledgers = []
                 for start, end in _spans(heads, SPAN_LINES):
                     items = lines.until(end)
@@ -314,6 +377,7 @@ def write_batches(
                         heads.slice(start, end - start),
                         items.with_columns(pl.col("invoice") - start),
                         head_text.slice(start, end - start),
+                        templates,
                     )
                     written, planned = plan_batch_files(
                         assign_batches(rendered, sequences, max_invoices, max_bytes, folders), run.staging
@@ -343,4 +407,13 @@ def write_batches(
             wait(futures)
             raise
     batched = sum(w.ledger.height for w in parts)
-    return sum(w.batches.height for w in parts), batched, [p for w in parts for p in w.paths]
+    refused: dict[str, set[str]] = {}
+    for w in parts:
+        for practice_id, codes in w.csv_refused.items():
+            refused.setdefault(practice_id, set()).update(codes)
+    return (
+        sum(w.batches.height for w in parts),
+        batched,
+        [p for w in parts for p in w.paths],
+        {p: sorted(codes) for p, codes in sorted(refused.items())},
+    )

@@ -18,7 +18,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -31,6 +31,7 @@ import polars as pl
 import pyarrow as pa
 
 from flows.outputs import inside
+from flows.xero.import_template import CsvTemplates, standard_templates
 
 # Xero's own schema of a POST /Invoices body (../shared/xero/invoices.schema.json), package data of flows.
 SCHEMA_PATH = resources.files("flows.xero") / "invoices.schema.json"
@@ -188,8 +189,8 @@ def _csv_open() -> pl.Expr:
         "*ContactName": pl.col("contact_name"),
         "*InvoiceNumber": pl.col("invoice_number"),
         "Reference": pl.col("reference"),
-        "*InvoiceDate": pl.col("_issue_date"),
-        "*DueDate": pl.col("_due_date"),
+        "*InvoiceDate": pl.col("_csv_issue_date"),
+        "*DueDate": pl.col("_csv_due_date"),
     }
     return _cat(
         *_csv_fields(values, HEAD_COLUMNS, escape={"*ContactName", "*InvoiceNumber", "Reference"}), ","
@@ -205,13 +206,29 @@ def _csv_shared() -> pl.Expr:
     """From the comma after *UnitAmount to TrackingOption2: discount, account code, tax type, tracking."""
     values = {
         "*AccountCode": pl.col("account_code"),
-        "*TaxType": pl.col("tax_type"),
+        "*TaxType": pl.col("tax_name"),
         "TrackingName1": pl.col("tracking1_name"),
         "TrackingOption1": pl.col("tracking1_option"),
         "TrackingName2": pl.col("tracking2_name"),
         "TrackingOption2": pl.col("tracking2_option"),
     }
     return _cat(",", *_csv_fields(values, SHARED_COLUMNS, escape=set(values)))
+
+
+def _csv_dates(heads: pl.DataFrame, templates: CsvTemplates) -> list[pl.Expr]:
+    """The invoice and due dates as the practice's CSV files write them (its date format)."""
+    formats = templates.date_formats(heads["practice_id"].unique().to_list())
+    columns = []
+    for name, date in (("_csv_issue_date", "issue_date"), ("_csv_due_date", "due_date")):
+        expr: pl.Expr = pl.lit(None, pl.Utf8)
+        for strftime, practices in formats.items():
+            expr = (
+                pl.when(pl.col("practice_id").is_in(practices))
+                .then(pl.col(date).dt.to_string(strftime))
+                .otherwise(expr)
+            )
+        columns.append(expr.alias(name))
+    return columns
 
 
 def _tracking(slot: int) -> pl.Expr:
@@ -355,6 +372,9 @@ class Rendered:
     csv: Text
     # bool per line: its unit amount has more than 2 decimal places, which Xero reads only with unitdp=4
     fine_unit: np.ndarray
+    # practice_id -> the tax type codes of its lines that have no display name for it: its CSV files are
+    # not written (import_template)
+    csv_refused: dict[str, list[str]] = field(default_factory=dict)
 
     def json_bytes(self) -> np.ndarray:
         """Each invoice's JSON object, in bytes (without SEPARATOR)."""
@@ -371,10 +391,14 @@ def order_lines(items: pl.DataFrame) -> pl.DataFrame:
     return items.sort("invoice", "line_no")
 
 
-def render_heads(heads: pl.DataFrame) -> pl.DataFrame:
-    """Each invoice's own text: its JSON opening, and the start and end of each of its CSV rows."""
+def render_heads(heads: pl.DataFrame, templates: CsvTemplates | None = None) -> pl.DataFrame:
+    """Each invoice's own text: its JSON opening (ISO dates), and the start and end of each of its CSV rows
+    (dates in its practice's format: `templates`, the standard ones when not given)."""
+    templates = templates or standard_templates()
     dated = heads.with_columns(
-        _date_text(heads["issue_date"]).alias("_issue_date"), _date_text(heads["due_date"]).alias("_due_date")
+        _date_text(heads["issue_date"]).alias("_issue_date"),
+        _date_text(heads["due_date"]).alias("_due_date"),
+        *_csv_dates(heads, templates),
     )
     return dated.select(
         _invoice_open().alias("_open"), _csv_open().alias("_csv_open"), _csv_close().alias("_csv_close")
@@ -387,22 +411,35 @@ def line_counts(items: pl.DataFrame, invoices: int) -> np.ndarray:
 
 
 def render_invoices(
-    heads: pl.DataFrame, items: pl.DataFrame, head_text: pl.DataFrame | None = None
+    heads: pl.DataFrame,
+    items: pl.DataFrame,
+    head_text: pl.DataFrame | None = None,
+    templates: CsvTemplates | None = None,
 ) -> Rendered:
     """Render invoices and their lines (an invoice without lines is left out, as it has no batch).
 
     `heads` are xero_invoices rows, sorted by (practice_id, invoice_id) without repeats; `items` their
     xero_line_items rows (at least line_no, the line's columns and SHARED), in any order, with `invoice`:
-    the row number of the line's invoice in `heads`. `head_text` is render_heads(heads) if already made.
+    the row number of the line's invoice in `heads`. `head_text` is render_heads(heads, templates) if
+    already made. The JSON carries tax type codes; the CSV their display names for the practice
+    (`templates`); a practice with a code it has no name for gets no CSV (Rendered.csv_refused).
     """
-    items = order_lines(items)
+    templates = templates or standard_templates()
+    items = _with_tax_names(order_lines(items), heads["practice_id"], templates)
+    refused = items.filter(pl.col("tax_type").is_not_null() & pl.col("tax_name").is_null())
+    csv_refused = {
+        p: sorted(set(codes))
+        for p, codes in refused.group_by("_practice").agg("tax_type").sort("_practice").iter_rows()
+    }
+    # A refused practice's CSV is not written: its rows are rendered with the code, never published.
+    items = items.with_columns(pl.coalesce("tax_name", "tax_type").alias("tax_name")).drop("_practice")
     invoice = items["invoice"]
     counts = line_counts(items, heads.height)
     kept = counts > 0
     lines = np.zeros(int(kept.sum()) + 1, dtype=np.int64)
     np.cumsum(counts[kept], out=lines[1:])
-    per_head = render_heads(heads) if head_text is None else head_text
-    shared, number = _distinct(items, SHARED)
+    per_head = render_heads(heads, templates) if head_text is None else head_text
+    shared, number = _distinct(items, [*SHARED, "tax_name"])
     json_amount, json_tracking = _json_shared()
     per_shared = shared.select(
         json_amount.alias("_json_amount"),
@@ -455,6 +492,17 @@ def render_invoices(
         Text(text["json"]),
         Text(text["csv"]),
         fine_unit.to_numpy(),
+        csv_refused,
+    )
+
+
+def _with_tax_names(items: pl.DataFrame, practice: pl.Series, templates: CsvTemplates) -> pl.DataFrame:
+    """Lines (in order) with `_practice` (their invoice's practice_id) and `tax_name`: their tax type's
+    display name for that practice, null when it has none (or the line has no tax type)."""
+    owner = practice.gather(items["invoice"]).alias("_practice")
+    names = templates.tax_names(practice.unique().to_list()).rename({"practice_id": "_practice"})
+    return items.with_columns(owner).join(
+        names, on=["_practice", "tax_type"], how="left", validate="m:1", maintain_order="left"
     )
 
 
@@ -570,6 +618,8 @@ class Written:
     batches: pl.DataFrame
     ledger: pl.DataFrame  # the batched invoices' heads rows (as rendered) and their batch_id
     paths: list[str]
+    # practice_id -> tax type codes without a display name: its batches have no CSV (csv_path null)
+    csv_refused: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -577,7 +627,7 @@ class Files:
     """The files of some batches, still to write: each is a fixed opening, slices of text, a fixed end."""
 
     root: Path
-    paths: list[str]  # xero/<folder>/<batch_id>.json and .csv, alternately
+    paths: list[str]  # xero/<folder>/<batch_id>.json, each followed by its .csv unless refused
     contents: list[list[bytes | memoryview]]
 
 
@@ -592,14 +642,18 @@ def plan_batch_files(batched: Batched, root: Path) -> tuple[Written, Files]:
     line_to = rendered.lines[np.append(first[1:], len(rendered.lines) - 1).astype(np.int64)]
     paths: list[str] = []
     contents: list[list[bytes | memoryview]] = []
-    for batch_id, folder, line, stop in zip(
-        *batches.select("batch_id", "folder").get_columns(), line_from.tolist(), line_to.tolist(), strict=True
+    refused = rendered.csv_refused
+    for batch_id, practice_id, folder, line, stop in zip(
+        *batches.select("batch_id", "practice_id", "folder").get_columns(),
+        line_from.tolist(),
+        line_to.tolist(),
+        strict=True,
     ):
-        paths += [f"xero/{folder}/{batch_id}.json", f"xero/{folder}/{batch_id}.csv"]
-        contents += [
-            [start, *rendered.json.pieces(line, stop, trim=len(SEPARATOR)), end],
-            [header, *rendered.csv.pieces(line, stop)],
-        ]
+        paths.append(f"xero/{folder}/{batch_id}.json")
+        contents.append([start, *rendered.json.pieces(line, stop, trim=len(SEPARATOR)), end])
+        if practice_id not in refused:
+            paths.append(f"xero/{folder}/{batch_id}.csv")
+            contents.append([header, *rendered.csv.pieces(line, stop)])
     json_bytes = rendered.json.before[line_to] - rendered.json.before[line_from] - len(SEPARATOR)
     fine = np.zeros(len(rendered.fine_unit) + 1, dtype=np.int64)
     np.cumsum(rendered.fine_unit, out=fine[1:])
@@ -608,7 +662,9 @@ def plan_batch_files(batched: Batched, root: Path) -> tuple[Written, Files]:
             "batch_id",
             "practice_id",
             pl.format("xero/{}/{}.json", "folder", "batch_id").alias("path"),
-            pl.format("xero/{}/{}.csv", "folder", "batch_id").alias("csv_path"),
+            pl.when(~pl.col("practice_id").is_in(pl.Series(list(refused), dtype=pl.Utf8).implode()))
+            .then(pl.format("xero/{}/{}.csv", "folder", "batch_id"))
+            .alias("csv_path"),
             "invoice_count",
             pl.Series("line_count", line_to - line_from, dtype=pl.Int32),
             pl.Series("bytes", json_bytes + len(start) + len(end), dtype=pl.Int64),
@@ -616,6 +672,7 @@ def plan_batch_files(batched: Batched, root: Path) -> tuple[Written, Files]:
         ),
         ledger=rendered.invoices.with_columns(batched.invoice_batch.alias("batch_id")),
         paths=paths,
+        csv_refused=refused,
     )
     return written, Files(root, paths, contents)
 

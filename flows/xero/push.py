@@ -178,6 +178,7 @@ class Outcome:
     looked_at: list[dict] = field(default_factory=list)  # every invoice the push judged (its XERO_ codes)
     requests: list[dict] = field(default_factory=list)  # Attempts, as dicts
     skipped: dict[str, str] = field(default_factory=dict)  # practice -> why
+    unfinished: dict[str, str] = field(default_factory=dict)  # skipped because Xero failed: practice -> why
     unanswered: list[dict] = field(default_factory=list)  # `sending` entries whose answer never came
     batches_sent: int = 0
 
@@ -231,21 +232,23 @@ def _active_names(categories: dict) -> dict[str, set[str]]:
     }
 
 
-def not_active(lines: pl.DataFrame, active: dict[str, set[str]]) -> dict[str, list[str]]:
-    """invoice_id -> what of its tracking Xero does not have ACTIVE, in words (`lines`: invoice_id,
-    line_no and the four tracking columns of xero_line_items)."""
-    found: dict[str, list[str]] = {}
+def not_active(lines: pl.DataFrame, active: dict[str, set[str]]) -> dict[str, list[tuple[str, str]]]:
+    """invoice_id -> what of its tracking Xero does not have ACTIVE, in words, and each time what to make
+    ACTIVE in Xero (`lines`: invoice_id, line_no and the four tracking columns of xero_line_items)."""
+    found: dict[str, list[tuple[str, str]]] = {}
     for invoice_id, line_no, *slots in lines.iter_rows():
         for slot, (name, option) in enumerate(zip(slots[::2], slots[1::2], strict=True), start=1):
             if name is None:
                 continue
             if name not in active:
                 why = f"line {line_no} slot {slot}: category '{name}' is not an ACTIVE tracking category in Xero"
+                what = f"tracking category '{name}' with its option '{option}'"
             elif option not in active[name]:
                 why = f"line {line_no} slot {slot}: option '{option}' of '{name}' is not ACTIVE in Xero"
+                what = f"option '{option}' of tracking category '{name}'"
             else:
                 continue
-            found.setdefault(invoice_id, []).append(why)
+            found.setdefault(invoice_id, []).append((why, what))
     return found
 
 
@@ -392,9 +395,15 @@ async def push_practice(
             )
             for (batch_id,), batch in sendable.group_by("batch_id", maintain_order=True)
         ]
-        await asyncio.gather(*(_send(org, s, journal, outcome) for s in sendings))
-    except (DayLimitReached, XeroAuthError, XeroUnavailable) as stop:
-        outcome.skipped[practice_id] = str(stop)
+        # A task group, not gather: when one send stops the practice, the others are cancelled at once
+        # (what they sent is in the journal, and the next push looks it up) rather than left running.
+        async with asyncio.TaskGroup() as group:
+            for sending in sendings:
+                group.create_task(_send(org, sending, journal, outcome))
+    except* DayLimitReached as stops:
+        outcome.skipped[practice_id] = str(stops.exceptions[0])
+    except* (XeroAuthError, XeroUnavailable) as stops:
+        outcome.skipped[practice_id] = outcome.unfinished[practice_id] = str(stops.exceptions[0])
 
 
 async def push(
@@ -590,6 +599,8 @@ def _exceptions(con: duckdb.DuckDBPyConnection, outcome: Outcome, now: datetime)
             "severity": "error",
             "detail": f"Xero refused invoice {r['invoice_number']} (batch {r['batch_id']}): "
             + "; ".join(r["errors"]),
+            "fix": f"Correct invoice {r['invoice_number']} in the practice app (or in Xero) as Xero's "
+            "message says; the next run batches it again and the next push sends it",
         }
         for r in outcome.rejected
     ] + [
@@ -600,12 +611,15 @@ def _exceptions(con: duckdb.DuckDBPyConnection, outcome: Outcome, now: datetime)
             "code": "XERO_OPTION_NOT_ACTIVE",
             "severity": "error",
             "detail": "not sent: "
-            + "; ".join(r["why"])
+            + "; ".join(why for why, _ in r["why"])
             + "; make it ACTIVE in Xero and the next push sends it",
+            "fix": "Make "
+            + " and ".join(dict.fromkeys(what for _, what in r["why"]))
+            + " ACTIVE in the practice's Xero organisation, or change the tracking in the practice app",
         }
         for r in outcome.not_active
     ]
-    columns = ("practice_id", "invoice_id", "line_id", "code", "severity", "detail")
+    columns = ("practice_id", "invoice_id", "line_id", "code", "severity", "detail", "fix")
     wh.merge_exceptions(
         con,
         pl.DataFrame(found, schema={c: pl.Utf8 for c in columns}),

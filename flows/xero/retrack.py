@@ -136,10 +136,12 @@ def sent_invoice_changes(con: duckdb.DuckDBPyConnection, only: Sequence[Path] | 
             f"changed in the source since: {'; '.join(r['changes'][:5])}"
             + (f" (and {len(r['changes']) - 5} more)" if len(r["changes"]) > 5 else "")
             + "; trackline does not change amounts in Xero: credit it, or edit it in Xero",
+            "fix": f"Invoice {r['invoice_number']} changed after Xero accepted it: edit it in Xero to match, or "
+            "credit it there and issue the change as a new invoice from the practice app",
         }
         for r in changed.to_dicts()
     ]
-    columns = ("practice_id", "invoice_id", "line_id", "code", "severity", "detail")
+    columns = ("practice_id", "invoice_id", "line_id", "code", "severity", "detail", "fix")
     wh.merge_exceptions(
         con,
         pl.DataFrame(found, schema={c: pl.Utf8 for c in columns}),
@@ -586,6 +588,8 @@ def _exceptions(con: duckdb.DuckDBPyConnection, applied: Applied, now: datetime)
             "code": "RETRACK_BLOCKED",
             "severity": "error",
             "detail": f"invoice {r['invoice_number']}: Xero refused to update its tracking: {r['blocked']}",
+            "fix": f"Set the tracking of invoice {r['invoice_number']} by hand in Xero, which will not let "
+            "trackline edit it (the detail says why), or credit it there and reissue it",
         }
         for r in still.to_dicts()
     ]
@@ -601,7 +605,7 @@ def _exceptions(con: duckdb.DuckDBPyConnection, applied: Applied, now: datetime)
         ],
         schema={"practice_id": pl.Utf8, "invoice_id": pl.Utf8},
     )
-    columns = ("practice_id", "invoice_id", "line_id", "code", "severity", "detail")
+    columns = ("practice_id", "invoice_id", "line_id", "code", "severity", "detail", "fix")
     wh.merge_exceptions(
         con,
         pl.DataFrame(found, schema={c: pl.Utf8 for c in columns}),

@@ -147,6 +147,8 @@ def compare_invoice(
                 "severity": "error",
                 "detail": f"invoice {number} line {line['line_no']} (LineItemID {line['line_item_id']}): "
                 f"sent {_tracking_text(sent)}; Xero has {has}",
+                "fix": f"Make {_tracking_text(sent)} ACTIVE in the practice's Xero organisation, then run "
+                f"`trackline retrack --apply` to set invoice {number}'s tracking again",
             }
         )
     return rows, dropped
@@ -349,7 +351,7 @@ def record(con: duckdb.DuckDBPyConnection, readback: Readback, started: datetime
                 pl.lit(finished).alias("read_at"), pl.lit(readback.check_id).alias("verify_id")
             ),
         )
-        columns = ("practice_id", "invoice_id", "line_id", "code", "severity", "detail")
+        columns = ("practice_id", "invoice_id", "line_id", "code", "severity", "detail", "fix")
         wh.merge_exceptions(
             con,
             pl.DataFrame(readback.dropped, schema={c: pl.Utf8 for c in columns}),

@@ -39,7 +39,8 @@ invoice_errors as (
         invoice_id,
         count(*) as errors,
         min(first_seen_at) as first_seen_at,
-        first(code || ': ' || detail order by first_seen_at, line_id nulls first, code, detail) as first_error
+        first(code || ': ' || detail order by first_seen_at, line_id nulls first, code, detail) as first_error,
+        first(fix order by first_seen_at, line_id nulls first, code, detail) as fix
     from exceptions
     where severity = 'error' and invoice_id is not null
     group by all
@@ -59,7 +60,8 @@ final as (
         coalesce(invoice_errors.errors, 0) as errors,
         invoice_errors.first_seen_at,
         floor((epoch(now()) - epoch(invoice_errors.first_seen_at)) / 86400)::integer as age_days,
-        invoice_errors.first_error
+        invoice_errors.first_error,
+        invoice_errors.fix
     from held
     left join held_amounts using (practice_id, invoice_id)
     left join source_currencies using (practice_id, invoice_id)
@@ -82,3 +84,4 @@ comment on column held_invoices.errors is 'Open error rows in exceptions for it.
 comment on column held_invoices.first_seen_at is 'When the oldest of its errors was first seen (UTC): it has been held at least since then.';
 comment on column held_invoices.age_days is 'Whole days from first_seen_at to now (the moment of the query).';
 comment on column held_invoices.first_error is 'Code and detail of its oldest error: the file, row, column and value to fix.';
+comment on column held_invoices.fix is 'What to do about that first error, in one sentence (exceptions.fix): the row and value to change in the practice app, or in Xero.';

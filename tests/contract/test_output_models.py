@@ -62,6 +62,7 @@ def _exceptions(**changes) -> pl.DataFrame:
         "code": "SAME_CATEGORY",
         "severity": "error",
         "detail": "invoice_lines.csv row 1 (line l1): slot 1 and slot 2 share category 'Partner'",
+        "fix": "Give client 'c1' an option outside the 'Partner' category",
     }
     row.update(changes)
     return pl.DataFrame(
@@ -73,6 +74,7 @@ def _exceptions(**changes) -> pl.DataFrame:
             "code": pl.Enum(CODES),
             "severity": pl.Enum(SEVERITIES),
             "detail": pl.Utf8,
+            "fix": pl.Utf8,
         },
     )
 
@@ -179,6 +181,10 @@ def test_exceptions_rejects_a_detail_that_says_nothing():
 
 def test_exceptions_rejects_a_null_detail():
     _rejected(EXCEPTIONS, _exceptions(detail=None), "detail", "not_nullable")
+
+
+def test_exceptions_rejects_a_problem_that_does_not_say_what_to_do():
+    _rejected(EXCEPTIONS, _exceptions(fix=None), "fix", "not_nullable")
 
 
 def test_exceptions_rejects_a_code_outside_the_contract():

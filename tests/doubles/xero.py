@@ -1487,6 +1487,11 @@ class XeroDouble:
                 )
             )
 
+    def clear_faults(self) -> None:
+        """Xero is well again: every fault still waiting is dropped."""
+        with self._lock:
+            self._faults.clear()
+
     def reject_tokens_next(self, count: int = 1) -> None:
         with self._lock:
             self._tokens_to_reject += count

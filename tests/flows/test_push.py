@@ -296,6 +296,25 @@ def test_5xx_and_broken_connections_are_retried_with_the_same_key(world, xero):
     assert len(by_key) == 3 and max(by_key.values()) >= 2
 
 
+def test_xero_failing_through_every_retry_ends_the_push_non_zero_and_the_next_push_finishes(
+    world, xero, prefect_api
+):
+    xero.fail_next(1000, status=503, path_contains="/Invoices")  # every attempt at every batch
+    failed = _cli(world, prefect_api)
+
+    assert failed.returncode == 1
+    lines = failed.stderr.strip().splitlines()
+    assert "Traceback" not in failed.stderr and "Traceback" not in failed.stdout
+    assert lines[-2].startswith("trackline: practice p1 skipped: ") and "503" in lines[-2]
+    assert lines[-1].startswith("trackline: 1 practice(s) not finished because Xero failed")
+    assert xero.invoices("tenant-p1") == []
+
+    xero.clear_faults()  # Xero is back
+    again = _cli(world, prefect_api)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert [xero.count_created("tenant-p1", f"INV-{n:03d}") for n in range(1, 6)] == [1] * 5
+
+
 def test_a_429_for_the_minute_waits_retry_after_and_resends_with_the_same_key(
     tmp_path, settings_for, run_plain
 ):

@@ -123,7 +123,7 @@ def test_a_held_invoice_without_an_error_saying_why_fails(con):
 
 def test_a_ready_invoice_with_an_open_error_fails(con):
     con.execute(
-        "insert into exceptions values ('a2', 'i1', null, 'UNKNOWN_OPTION', 'error', 'planted', now(), now())"
+        "insert into exceptions values ('a2', 'i1', null, 'UNKNOWN_OPTION', 'error', 'planted', now(), now(), 'fix')"
     )
     assert "ready invoices have an open error in exceptions (a2/i1)" in _fails(con)
 

@@ -15,6 +15,7 @@ import polars as pl
 import pytest
 
 from flows.xero import files as xf
+from flows.xero.import_template import CsvTemplates, PracticeTemplate
 
 SHORT = {8: "\\b", 9: "\\t", 10: "\\n", 12: "\\f", 13: "\\r"}
 
@@ -98,13 +99,13 @@ def reference(heads: list[dict], items: list[dict]) -> tuple[list[str], list[str
                     [csv_text(head["contact_name"])]
                     + [""] * 9
                     + [csv_text(head["invoice_number"]), csv_text(head["reference"])]
-                    + [head["issue_date"].isoformat(), head["due_date"].isoformat(), "", ""]
+                    + [csv_date(head, "issue_date"), csv_date(head, "due_date"), "", ""]
                     + [
                         csv_text(line["description"]),
                         amount_text(line["quantity"]),
                         amount_text(line["unit_amount"]),
                     ]
-                    + ["", csv_text(line["account_code"]), csv_text(line["tax_type"]), ""]
+                    + ["", csv_text(line["account_code"]), csv_text(TAX_NAMES[line["tax_type"]]), ""]
                     + [csv_text(line[f"tracking{s}_{k}"]) for s in (1, 2) for k in ("name", "option")]
                     + [head["currency"], ""]
                 )
@@ -131,6 +132,19 @@ def reference(heads: list[dict], items: list[dict]) -> tuple[list[str], list[str
             + "]}"
         )
     return objects, rows
+
+
+# The CSV's dates in each practice's format (p0 a US organisation), its tax types by their display names.
+TAX_NAMES = {"OUTPUT2": "20% (VAT on Income)", 'NO"NE': 'No "VAT", none'}
+DATE_FORMATS = {"p0": "%m/%d/%Y", "p1": "%d/%m/%Y", "p2": "%d/%m/%Y"}
+TEMPLATES = CsvTemplates(
+    PracticeTemplate("DD/MM/YYYY", TAX_NAMES, "the test"),
+    {"p0": PracticeTemplate("MM/DD/YYYY", TAX_NAMES, "the test")},
+)
+
+
+def csv_date(head: dict, column: str) -> str:
+    return head[column].strftime(DATE_FORMATS[head["practice_id"]])
 
 
 HEAD_SCHEMA = {
@@ -230,7 +244,7 @@ def render(heads: list[dict], items: list[dict], tmp_path, max_invoices=50, max_
         .join(keys, on=xf.INVOICE)
         .sample(fraction=1.0, shuffle=True, seed=1)
     )
-    rendered = xf.render_invoices(head_frame, item_frame)
+    rendered = xf.render_invoices(head_frame, item_frame, templates=TEMPLATES)
     return xf.write_batch_files(xf.assign_batches(rendered, {}, max_invoices, max_bytes), tmp_path)
 
 
@@ -351,3 +365,30 @@ def test_batches_cut_by_bytes_are_recorded_as_written(tmp_path, run_plain):
         in_files.update(dict.fromkeys(numbers, row["batch_id"]))
     assert cut_by_bytes
     assert dict(invoices.iter_rows()) == in_files
+
+
+def test_a_practice_with_a_tax_type_it_has_no_name_for_gets_no_csv_and_the_same_json(tmp_path):
+    heads, items = sample()
+    for line in items:
+        if line["practice_id"] == "p1" and line["tax_type"] == "OUTPUT2":
+            line["tax_type"] = "TAX009"
+    named = {**TAX_NAMES, "TAX009": "Custom"}
+    all_named = CsvTemplates(PracticeTemplate("DD/MM/YYYY", named, "the test"))
+    some_named = CsvTemplates(PracticeTemplate("DD/MM/YYYY", TAX_NAMES, "the test"))
+    written = {}
+    for name, templates in (("all", all_named), ("some", some_named)):
+        head_frame = pl.DataFrame(heads, schema=HEAD_SCHEMA).sort(xf.INVOICE)
+        keys = head_frame.select(xf.INVOICE).with_row_index("invoice")
+        item_frame = pl.DataFrame(items, schema=LINE_SCHEMA).join(keys, on=xf.INVOICE)
+        rendered = xf.render_invoices(head_frame, item_frame, templates=templates)
+        written[name] = xf.write_batch_files(xf.assign_batches(rendered, {}, 7), tmp_path / name)
+    some = written["some"]
+    assert some.csv_refused == {"p1": ["TAX009"]}
+    by_practice = dict(zip(some.batches["batch_id"], some.batches["csv_path"], strict=True))
+    assert all((path is None) == batch.startswith("p1-") for batch, path in by_practice.items())
+    assert not list((tmp_path / "some").rglob("p1-*.csv"))
+    assert sorted(p.name for p in (tmp_path / "some").rglob("*.csv")) == sorted(
+        p.name for p in (tmp_path / "all").rglob("*.csv") if not p.name.startswith("p1-")
+    )
+    for path in written["all"].batches["path"]:
+        assert (tmp_path / "some" / path).read_bytes() == (tmp_path / "all" / path).read_bytes()
