@@ -80,6 +80,7 @@ RESOLVE = Step(steps.resolve_chunk, "resolve chunk", task_run_name="resolve chun
 COMMIT = Step(steps.commit, "commit chunks")
 FINISH = Step(steps.finish, "finish resolution")
 BATCHES = Step(batches.write_batches, "write xero batches")
+PENDING = Step(batches.pending_sizes, "find invoices to batch")
 TEMPLATES = Step(batches.practice_templates, "read csv templates")
 CHECK = Step(steps.check, "check every invoice is accounted for")
 RECORD = Step(_record_now, "record run")
@@ -131,16 +132,19 @@ def run_pipeline(
         faults.checkpoint("resolved")
         if emit_batches:
             batch_run = batches.BatchRun(run.con, run.staging, run.run_id, run.started_at)
-            templates, warnings = TEMPLATES(as_tasks, stages, batch_run, settings, csv_entries)
+            only = plan.keys if scope.flow != "nightly" else None
+            sizes = PENDING(as_tasks, stages, batch_run, only)
+            templates, warnings = TEMPLATES(as_tasks, stages, batch_run, settings, csv_entries, sizes)
             count, invoices, written, refused = BATCHES(
                 as_tasks,
                 stages,
                 batch_run,
-                plan.keys if scope.flow != "nightly" else None,
+                only,
                 settings.batch_max_invoices,
                 settings.batch_max_bytes,
                 settings.chunk_lines,
                 templates,
+                sizes,
             )
             summary.batches_written, summary.invoices_batched = count, invoices
             summary.files = [str(settings.out / p) for p in written]

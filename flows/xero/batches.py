@@ -244,19 +244,47 @@ class _Record:
             con.execute(f"set threads = {int(threads)}")
 
 
-def practice_templates(run: BatchRun, settings, entries: dict[str, dict]) -> tuple[CsvTemplates, list[str]]:
-    """The CSV template of every practice with invoices to batch (flows.xero.import_template): tax rate
-    names read from its Xero organisation when it has a connection, else from the CSV settings file
+def _only_join(only: Sequence[Path] | None) -> str:
+    if only is None:
+        return ""
+    listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in only)
+    return f"semi join read_parquet([{listed}]) o using (practice_id, invoice_id)"
+
+
+def _pending(con, only: Sequence[Path] | None, columns: str, where: str = "", tail: str = "") -> pl.DataFrame:
+    """Ready invoices whose content was never batched and that Xero does not have (of `only`, Parquet
+    files of practice_id, invoice_id, when given)."""
+    return wh.query(
+        con,
+        f"""
+        select {columns} from xero_invoices i
+        join invoice_tracking t using (practice_id, invoice_id)
+        {_only_join(only)}
+        where t.invoice_state = 'ready' and i.batch_id is null {where}
+          -- in Xero already: a change of its tracking is retracking's, of its lines the finance lead's
+          and not exists (select 1 from xero_sent_invoices s
+                          where s.practice_id = i.practice_id and s.invoice_id = i.invoice_id)
+        {tail}
+        """,
+    )
+
+
+def pending_sizes(run: BatchRun, only: Sequence[Path] | None) -> pl.DataFrame:
+    """(practice_id, line_count) of the invoices to batch (see write_batches): one scan of the warehouse,
+    shared by the CSV templates and the batch step."""
+    if only is not None and not only:
+        return pl.DataFrame(schema={"practice_id": pl.Utf8, "line_count": pl.Int64})
+    return _pending(run.con, only, "i.practice_id, sum(i.line_count) as line_count", tail="group by all")
+
+
+def practice_templates(
+    run: BatchRun, settings, entries: dict[str, dict], sizes: pl.DataFrame
+) -> tuple[CsvTemplates, list[str]]:
+    """The CSV template of every practice with invoices to batch (`sizes`, flows.xero.import_template): tax
+    rate names read from its Xero organisation when it has a connection, else from the CSV settings file
     (`entries`, read at the start of the run) over Xero's standard names; and warnings of organisations
     that could not be read."""
-    practices = [
-        row[0]
-        for row in run.con.execute(
-            """select distinct i.practice_id from xero_invoices i
-               join invoice_tracking t using (practice_id, invoice_id)
-               where t.invoice_state = 'ready' and i.batch_id is null"""
-        ).fetchall()
-    ]
+    practices = sorted(sizes["practice_id"].to_list())
     from_xero, warnings = tax_rates_from_xero(settings, practices)
     templates = csv_templates(
         settings.xero_csv_settings,
@@ -286,6 +314,7 @@ def write_batches(
     max_bytes: int,
     chunk_lines: int = 2_000_000,
     templates: CsvTemplates | None = None,
+    sizes: pl.DataFrame | None = None,
 ) -> tuple[int, int, list[str], dict[str, list[str]]]:
     """Batch every ready invoice whose content was never sent and that Xero does not have: those of `only` (Parquet files with
     practice_id, invoice_id: the invoices a backfill recomputed) when given, else every one in the
@@ -295,47 +324,27 @@ def write_batches(
     that kept its CSV files from being written."""
     templates = templates or standard_templates()
     con = run.con
-    if only is not None:
-        if not only:
-            return 0, 0, [], {}
-        listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in only)
-        con.execute(
-            f"create or replace temp view _only as select practice_id, invoice_id from read_parquet([{listed}])"
-        )
-
-    def pending_query(columns: str, where: str = "", tail: str = "") -> pl.DataFrame:
-        return wh.query(
-            con,
-            f"""
-            select {columns} from xero_invoices i
-            join invoice_tracking t using (practice_id, invoice_id)
-            {"semi join _only using (practice_id, invoice_id)" if only is not None else ""}
-            where t.invoice_state = 'ready' and i.batch_id is null {where}
-              -- in Xero already: a change of its tracking is retracking's, of its lines the finance lead's
-              and not exists (select 1 from xero_sent_invoices s
-                              where s.practice_id = i.practice_id and s.invoice_id = i.invoice_id)
-            {tail}
-            """,
-        )
-
+    if sizes is None:
+        sizes = pending_sizes(run, only)
+    if sizes.is_empty():
+        return 0, 0, [], {}
     # Read a group of practices at a time: in one query, the headers of a 10M-line backfill (2M
     # invoices) do not fit in DuckDB's memory_limit; as frames they are what the step holds anyway.
     heads = f"{', '.join(f'i.{c}' for c in HEAD_FIELDS)}, t.digest"
-    try:
-        sizes = pending_query("i.practice_id, sum(i.line_count) as line_count", tail="group by all")
-        read = []
-        for group in _practice_groups(sizes, chunk_lines) if not sizes.is_empty() else []:
-            con.register(
-                "_group", wh.arrow(pl.DataFrame({"practice_id": group}, schema={"practice_id": pl.Utf8}))
-            )
-            try:
-                read.append(pending_query(heads, "and i.practice_id in (select practice_id from _group)"))
-            finally:
-                con.unregister("_group")
-        pending = pl.concat(read).sort(INVOICE) if read else pl.DataFrame()
-    finally:
-        if only:
-            con.execute("drop view if exists temp._only")
+    groups = _practice_groups(sizes, chunk_lines)
+    read = []
+    for group in groups:
+        if len(groups) == 1:
+            read.append(_pending(con, only, heads))
+            break
+        con.register(
+            "_group", wh.arrow(pl.DataFrame({"practice_id": group}, schema={"practice_id": pl.Utf8}))
+        )
+        try:
+            read.append(_pending(con, only, heads, "and i.practice_id in (select practice_id from _group)"))
+        finally:
+            con.unregister("_group")
+    pending = pl.concat(read).sort(INVOICE)
     if pending.is_empty():
         return 0, 0, [], {}
     sequences = dict(
