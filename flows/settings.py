@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     csv_tax_region: Literal["UK", "AU", "NZ"] = "UK"
     xero_csv_settings: Path = Path("data/xero_csv.json")
     # A backfill resolves whole practice x month partitions in chunks of about this many lines.
-    chunk_lines: int = 1_500_000
+    chunk_lines: int = 1_250_000
     # DuckDB's memory for a run's warehouse queries and for staging the source (it spills beyond it).
     duckdb_memory_limit: str = "1GB"
     # The nightly schedule that `trackline serve` registers.
