@@ -501,6 +501,7 @@ def record(con: duckdb.DuckDBPyConnection, outcome: Outcome, started: datetime, 
                     for r in outcome.sent
                 ],
                 schema_overrides={"line_item_ids": pl.List(pl.Utf8)},
+                infer_schema_length=None,
             ),
             "x.practice_id = n.practice_id and x.invoice_id = n.invoice_id",
         )
@@ -523,12 +524,13 @@ def record(con: duckdb.DuckDBPyConnection, outcome: Outcome, started: datetime, 
                     for r in outcome.rejected
                 ],
                 schema_overrides={"messages": pl.List(pl.Utf8)},
+                infer_schema_length=None,
             ),
             "x.practice_id = n.practice_id and x.invoice_id = n.invoice_id and x.digest = n.digest",
         )
     _exceptions(con, outcome, finished)
     if outcome.requests:
-        requests = pl.DataFrame(outcome.requests).with_columns(
+        requests = pl.DataFrame(outcome.requests, infer_schema_length=None).with_columns(
             pl.lit(outcome.push_id).alias("push_id"),
             pl.col("requested_at").cast(pl.Utf8).str.to_datetime(time_zone="UTC"),
         )

@@ -551,6 +551,7 @@ def record(con: duckdb.DuckDBPyConnection, applied: Applied, started: datetime, 
                     for e in applied.blocked
                 ],
                 schema_overrides={"messages": pl.List(pl.Utf8)},
+                infer_schema_length=None,
             ),
         )
     _exceptions(con, applied, finished)

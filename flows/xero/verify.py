@@ -282,7 +282,7 @@ async def verify(
 
 def record_requests(con: duckdb.DuckDBPyConnection, check_id: str, requests: list[dict]) -> None:
     if requests:
-        rows = pl.DataFrame(requests).with_columns(
+        rows = pl.DataFrame(requests, infer_schema_length=None).with_columns(
             pl.lit(check_id).alias("push_id"),
             pl.col("requested_at").cast(pl.Utf8).str.to_datetime(time_zone="UTC"),
         )

@@ -2001,6 +2001,9 @@ class XeroDouble:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    # Xero's edge takes every connection a busy app opens; socketserver's backlog of 5 reset them when a
+    # push to 100 organisations opened its connections at once [assumed].
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], double: XeroDouble) -> None:
         self.double = double

@@ -463,3 +463,46 @@ def test_the_nightly_flow_pushes_its_batches_when_push_after_nightly_is_set(worl
     summary = nightly_flow(world.model_copy(update={"push_after_nightly": True}))
     assert summary["push"]["sent"] == {"p1": 5}
     assert _sent_numbers(xero) == [f"INV-{n:03d}" for n in range(1, 6)]
+
+
+def test_a_push_to_many_organisations_records_every_request(tmp_path, settings_for, run_plain):
+    """120 practices: the first hundred requests to come back are token and category reads (no batch), and
+    the sends after them still go into xero_requests (the frame's columns are not guessed from the first
+    hundred rows)."""
+    practices = [f"p{n:03d}" for n in range(1, 121)]
+    b = SourceBuilder(bare=True)
+    entries = {}
+    with XeroDouble(speed=60) as xero:
+        for p in practices:
+            b.practice(p)
+            b.category(p, "cat-partner", "Partner")
+            b.option(p, "opt-pa", "cat-partner", "Partner A")
+            b.template(p, "svc-book", "Monthly Bookkeeping")
+            b.client(p, "c1", "Acme Widgets Ltd", option="opt-pa")
+            b.invoice(p, "i1", invoice_number="INV-001")
+            b.line(p, "i1", "l1", position=1)
+            xero.add_organisation(f"tenant-{p}", client_id=f"app-{p}", client_secret=SECRET)
+            xero.add_tracking_category(f"tenant-{p}", "Partner", ["Partner A"])
+            entries[p] = {
+                "tenant_id": f"tenant-{p}",
+                "client_id": f"app-{p}",
+                "client_secret": SECRET,
+                "grant": "client_credentials",
+            }
+        settings = settings_for(
+            b.write(tmp_path / "source"),
+            xero_api_url=xero.api_url,
+            xero_token_url=xero.token_url,
+            xero_connections=_connections(tmp_path / "connections.json", entries),
+            xero_minute_seconds=1.0,
+        )
+        run_plain(settings)
+        summary = run_push(settings, None, as_tasks=False)
+
+        assert summary.skipped == {}, list(summary.skipped.items())[:3]
+        assert summary.sent == {p: 1 for p in practices}
+        assert all(xero.count_created(f"tenant-{p}", "INV-001") == 1 for p in practices)
+    sends = _query(
+        settings, "select count(*), count(distinct batch_id) from xero_requests where purpose = 'send'"
+    )
+    assert sends == [(120, 120)]
