@@ -244,9 +244,11 @@ class Organisation:
 
     # Tokens
 
-    async def access_token(self, *, renew: bool = False) -> str:
+    async def access_token(self, *, stale: str | None = None) -> str:
+        """The organisation's access token, renewed when it is due or when it is `stale` (Xero said it
+        expired): several requests refused with the same token renew it once."""
         async with self.token_lock:
-            if renew or self.token is None or time.monotonic() >= self.token_expires:
+            if self.token is None or self.token == stale or time.monotonic() >= self.token_expires:
                 await self._renew()
             return self.token
 
@@ -337,11 +339,14 @@ class Organisation:
         if key is not None:
             headers["Idempotency-Key"] = key
         shown = path + ("?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else "")
+        stale = None
         for renewal in (False, True):
-            token = await self.access_token(renew=renewal)
             await self.xero.app_limiter.acquire()
             await self.limiter.acquire()
             async with self.in_flight:
+                # The token is taken when the request can go, not before it queues behind the limits: a
+                # practice with hours of batches would otherwise send tokens that expired while it waited.
+                token = await self.access_token(stale=stale)
                 started, at = time.perf_counter(), datetime.now(UTC)
                 try:
                     response = await self.xero.client.request(
@@ -357,6 +362,7 @@ class Organisation:
             status = response.status_code
             if status == 401 and not renewal and "TokenExpired" in response.text:
                 self._record(purpose, batch_id, attempt, method, shown, response, "retried", key, at, started)
+                stale = token
                 continue  # the token expired early: once more with a new one
             if status == 429:
                 problem = response.headers.get("X-Rate-Limit-Problem", "")
