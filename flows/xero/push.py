@@ -357,6 +357,17 @@ async def _recover(org: Organisation, unanswered: list[dict], journal: Journal, 
         outcome.answered(answer)
 
 
+async def _send_or_leave(org: Organisation, sending: Sending, journal: Journal, outcome: Outcome) -> None:
+    """One batch; when Xero keeps failing for it through every retry, it is left for the next push (the
+    practice is unfinished) and the practice's other batches go on. A stop for the whole organisation (its
+    daily limit, its credentials) still stops them all."""
+    try:
+        await _send(org, sending, journal, outcome)
+    except XeroUnavailable as problem:
+        practice_id = org.connection.practice_id
+        outcome.skipped[practice_id] = outcome.unfinished[practice_id] = str(problem)
+
+
 async def push_practice(
     org: Organisation,
     rows: pl.DataFrame,
@@ -399,7 +410,7 @@ async def push_practice(
         # (what they sent is in the journal, and the next push looks it up) rather than left running.
         async with asyncio.TaskGroup() as group:
             for sending in sendings:
-                group.create_task(_send(org, sending, journal, outcome))
+                group.create_task(_send_or_leave(org, sending, journal, outcome))
     except* DayLimitReached as stops:
         outcome.skipped[practice_id] = str(stops.exceptions[0])
     except* (XeroAuthError, XeroUnavailable) as stops:

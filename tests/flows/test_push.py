@@ -506,3 +506,31 @@ def test_a_push_to_many_organisations_records_every_request(tmp_path, settings_f
         settings, "select count(*), count(distinct batch_id) from xero_requests where purpose = 'send'"
     )
     assert sends == [(120, 120)]
+
+
+def test_a_batch_xero_keeps_failing_is_left_for_the_next_push_and_the_others_go(world, xero, run_plain):
+    one_at_a_time = world.model_copy(
+        update={
+            "xero_in_flight": 1,
+            "xero_attempts": 3,
+            "batch_max_invoices": 1,
+            "out": world.out.with_name("one"),
+        }
+    )
+    run_plain(one_at_a_time.model_copy(update={"warehouse": world.warehouse.with_name("one.duckdb")}))
+    one_at_a_time = one_at_a_time.model_copy(update={"warehouse": world.warehouse.with_name("one.duckdb")})
+    # A 500 for the first batch: Xero answers it again for that Idempotency-Key for six minutes (the
+    # double's clock runs 60 times fast: six real seconds), so every retry of it gets the same 500; every
+    # request after it is held half a second, so the other batches are still to go when it gives up.
+    xero.fail_next(1, status=500, path_contains="/Invoices?summarizeErrors")
+    xero.slow(0.5, count=20, path_contains="/Invoices?summarizeErrors")
+
+    summary = run_push(one_at_a_time, None, as_tasks=False)
+
+    assert summary.sent == {"p1": 4} and "status 500" in summary.unfinished["p1"]
+    assert _sent_numbers(xero) == ["INV-002", "INV-003", "INV-004", "INV-005"]
+    xero.clear_faults()
+    xero.advance(400)  # past the six minutes Xero remembers that answer
+    again = run_push(one_at_a_time, None, as_tasks=False)
+    assert again.sent == {"p1": 1} and again.unfinished == {}
+    assert [xero.count_created("tenant-p1", f"INV-{n:03d}") for n in range(1, 6)] == [1] * 5
