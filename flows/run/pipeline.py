@@ -269,7 +269,7 @@ def push_settings(settings: Settings):
 def run_push(settings: Settings, practices: list[str] | None, *, as_tasks: bool = True) -> PushSummary:
     """One push, written to the warehouse atomically like a run (flows.run.publish); after the commit the
     journal keeps only the requests whose answer never came (flows.xero.push)."""
-    from flows.xero.push import Journal, journal_path, unanswered_after
+    from flows.xero.push import Journal, journal_path
 
     stages: dict[str, float] = {}
     with atomic_run(
@@ -277,7 +277,8 @@ def run_push(settings: Settings, practices: list[str] | None, *, as_tasks: bool 
     ) as run:
         summary = PUSH(as_tasks, stages, run, settings, practices)
     faults.checkpoint("push-committed")
-    Journal.keep_only(journal_path(settings.warehouse), unanswered_after(settings.warehouse))
+    journal = journal_path(settings.warehouse)
+    Journal.keep_only(journal, Journal.unanswered(journal))
     return summary
 
 
@@ -342,7 +343,8 @@ def run_retrack(settings: Settings, practices: list[str] | None, *, as_tasks: bo
     ) as run:
         summary = RETRACK(as_tasks, stages, run, settings, practices)
     faults.checkpoint("retrack-committed")
-    Journal.keep_only(retrack.journal_path(settings.warehouse), retrack.unanswered_after(settings.warehouse))
+    journal = retrack.journal_path(settings.warehouse)
+    Journal.keep_only(journal, Journal.unanswered(journal))
     return summary
 
 

@@ -153,6 +153,13 @@ class Journal:
         return entries
 
     @staticmethod
+    def unanswered(path: Path) -> list[dict]:
+        """The journal's requests still without an answer (kept for the next push once this one commits)."""
+        entries = Journal.read(path)
+        answered = {e["key"] for e in entries if e["event"] == "answered"}
+        return [e for e in entries if e["event"] == "sending" and e["key"] not in answered]
+
+    @staticmethod
     def keep_only(path: Path, entries: list[dict]) -> None:
         """Rewrite the journal to hold only `entries` (requests still without an answer), atomically."""
         partial = path.with_name(path.name + ".partial")
@@ -478,13 +485,6 @@ async def push(
     outcome.unanswered = [e for e in outcome.unanswered if e["practice_id"] not in sendable]
     faults.checkpoint("push-journaled")
     return outcome
-
-
-def unanswered_after(warehouse: Path) -> list[dict]:
-    """The journal's requests still without an answer (kept for the next push once this one commits)."""
-    entries = Journal.read(journal_path(warehouse))
-    answered = {e["key"] for e in entries if e["event"] == "answered"}
-    return [e for e in entries if e["event"] == "sending" and e["key"] not in answered]
 
 
 # Recording ----------------------------------------------------------------------------------------------

@@ -477,12 +477,6 @@ async def apply(
     return applied
 
 
-def unanswered_after(warehouse: Path) -> list[dict]:
-    entries = Journal.read(journal_path(warehouse))
-    answered = {e["key"] for e in entries if e["event"] == "answered"}
-    return [e for e in entries if e["event"] == "sending" and e["key"] not in answered]
-
-
 # Recording ----------------------------------------------------------------------------------------------
 
 UPDATE_LINES_SQL = """
