@@ -88,14 +88,9 @@ def canonical_payload(items: pl.LazyFrame, heads: pl.LazyFrame) -> pl.LazyFrame:
     Two runs that would send the same thing produce the same text, so its digest is a fair test of
     "changed since it was batched".
     """
-    line_text = items.sort([*INVOICE, "line_no"]).select(
-        *INVOICE,
-        pl.concat_str(_text(*SENT_LINE_FIELDS), separator="\x1f").alias("line_text"),
-    )
-    per_invoice = line_text.group_by(INVOICE, maintain_order=True).agg(
-        pl.col("line_text").str.join("\x1e").alias("lines_text")
-    )
-    head_text = heads.select(
+    # Lines are grouped by their header's row number: one integer key, cheaper than the two text ids.
+    head_text = heads.with_row_index("_head").select(
+        "_head",
         *INVOICE,
         pl.concat_str(
             _text(
@@ -112,6 +107,15 @@ def canonical_payload(items: pl.LazyFrame, heads: pl.LazyFrame) -> pl.LazyFrame:
             separator="\x1f",
         ).alias("head_text"),
     )
-    return head_text.join(per_invoice, on=INVOICE, how="inner", validate="1:1").select(
+    lines_text = (
+        items.select(
+            *INVOICE, "line_no", pl.concat_str(_text(*SENT_LINE_FIELDS), separator="\x1f").alias("line_text")
+        )
+        .join(head_text.select("_head", *INVOICE), on=INVOICE, how="inner", validate="m:1")
+        .sort("_head", "line_no")
+        .group_by("_head", maintain_order=True)
+        .agg(pl.col("line_text").str.join("\x1e").alias("lines_text"))
+    )
+    return head_text.join(lines_text, on="_head", how="inner", validate="1:1").select(
         *INVOICE, pl.concat_str(["head_text", "lines_text"], separator="\x1d").alias("payload")
     )
