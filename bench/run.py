@@ -1063,6 +1063,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["worker"]:
         return worker_main(argv[1:])
+    from flows.settings import Settings
+
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--sizes", default="1M,10M", help="comma-separated sizes in source lines (default 1M,10M)"
@@ -1103,7 +1105,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="also profile the core (a few minutes)")
     parser.add_argument("--profile-size", default=None, help="size to profile (default: the smallest)")
     parser.add_argument(
-        "--chunk-lines", type=int, default=2_000_000, help="core and pipeline chunk (as Settings)"
+        "--chunk-lines",
+        type=int,
+        default=Settings.model_fields["chunk_lines"].default,
+        help="core and pipeline chunk (default: Settings', as a user's run has it)",
     )
     parser.add_argument(
         "--memory-limit-gb", type=float, default=16.0, help="kill a piece whose RSS passes this"
