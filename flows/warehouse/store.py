@@ -183,28 +183,50 @@ class Store:
         here = _literal(str(self.root.resolve()) + "/")[:-1]
         return all("read_parquet(" not in sql or here in sql for sql in found.values())
 
-    def _view_sql(self, table: str) -> str:
+    def current_rows_sql(self, table: str, keys: str) -> str:
+        """SQL for the current rows of a stored table (its view's columns, without batch_id) of the
+        invoices in the relation `keys` (practice_id, invoice_id), reading only the files of the parts
+        those invoices are in: what a query of a few invoices reads instead of the whole view."""
+        parts = [
+            r[0]
+            for r in self.con.execute(
+                f"select distinct part from store_index semi join ({keys}) k using (practice_id, invoice_id)"
+                " order by 1"
+            ).fetchall()
+        ]
+        files = []
+        for name in parts:
+            path = self.part(name).path(table)
+            if path.exists():
+                files.append((name, str(path.resolve())))
+        return self._rows_sql(table, files, keys)
+
+    def _rows_sql(self, table: str, files: list[tuple[str, str]], keys: str | None = None) -> str:
+        """The current rows of `table` in `files` ((part, file) pairs), of the invoices in `keys` if given."""
         columns = self.schema(table)
-        files = self.live_files(table)
         if not files:
-            body = f"select * from store.{table}"
-        else:
-            listing = ", ".join(_literal(f) for _, f in files)
-            # Files and parts are matched by number, not by path: the index side of the semi join holds a
-            # row per invoice, and a path in each made it several times larger (DuckDB's memory_limit).
-            file_numbers = ", ".join(f"({_literal(f)}, {n})" for n, (_, f) in enumerate(files))
-            part_numbers = ", ".join(f"({_literal(p)}, {n})" for n, (p, _) in enumerate(files))
-            cast = ", ".join(f't."{c}"::{t} as "{c}"' for c, t in columns.items())
-            body = f"""
-                select {cast}
-                from read_parquet([{listing}], filename = true, union_by_name = true) t
-                join (values {file_numbers}) f(filename, file_no) on t.filename = f.filename
-                semi join (
-                    select i.practice_id, i.invoice_id, p.file_no
-                    from store_index i join (values {part_numbers}) p(part, file_no) using (part)
-                ) k on t.practice_id is not distinct from k.practice_id
-                   and t.invoice_id is not distinct from k.invoice_id
-                   and f.file_no = k.file_no"""
+            return f"select * from store.{table}"
+        listing = ", ".join(_literal(f) for _, f in files)
+        # Files and parts are matched by number, not by path: the index side of the semi join holds a
+        # row per invoice, and a path in each made it several times larger (DuckDB's memory_limit).
+        file_numbers = ", ".join(f"({_literal(f)}, {n})" for n, (_, f) in enumerate(files))
+        part_numbers = ", ".join(f"({_literal(p)}, {n})" for n, (p, _) in enumerate(files))
+        cast = ", ".join(f't."{c}"::{t} as "{c}"' for c, t in columns.items())
+        of_keys = f"semi join ({keys}) w using (practice_id, invoice_id)" if keys else ""
+        return f"""
+            select {cast}
+            from read_parquet([{listing}], filename = true, union_by_name = true) t
+            join (values {file_numbers}) f(filename, file_no) on t.filename = f.filename
+            semi join (
+                select i.practice_id, i.invoice_id, p.file_no
+                from store_index i join (values {part_numbers}) p(part, file_no) using (part)
+                {of_keys}
+            ) k on t.practice_id is not distinct from k.practice_id
+               and t.invoice_id is not distinct from k.invoice_id
+               and f.file_no = k.file_no"""
+
+    def _view_sql(self, table: str) -> str:
+        body = self._rows_sql(table, self.live_files(table))
         if table in BATCHED:
             return f"""
                 select s.*, b.batch_id from ({body}) s
