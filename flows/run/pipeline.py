@@ -128,7 +128,8 @@ def run_pipeline(
                     faults.checkpoint("chunk")
         summary = COMMIT(as_tasks, stages, run, plan, results)
         FINISH(as_tasks, stages, run, loaded, plan)
-        SENT(as_tasks, stages, run.con, plan.keys if scope.flow != "nightly" else None, run.started_at)
+        sent_only, tracked_since = _sent_scope(run, scope, plan)
+        SENT(as_tasks, stages, run.store, sent_only, run.started_at, tracked_since)
         faults.checkpoint("resolved")
         if emit_batches:
             batch_run = batches.BatchRun(run.con, run.staging, run.run_id, run.started_at)
@@ -154,6 +155,20 @@ def run_pipeline(
         summary = RECORD(as_tasks, stages, run, summary, loaded, plan)
     summary.stages = stages
     return summary
+
+
+def _sent_scope(run, scope: Scope, plan) -> tuple:
+    """Which invoices in Xero to look at for changes since they were sent (retrack.sent_invoice_changes):
+    those the run recomputed or let go of; and, for a nightly, those whose lines in Xero were recorded (by
+    a push or a retrack) since the last run that looked at every invoice (a nightly or a whole backfill:
+    the runs that set a watermark), or every one when no run has."""
+    only = plan.keys + plan.forgotten
+    if scope.flow != "nightly":
+        return only, None
+    last = run.con.execute(
+        "select max(started_at) from runs where status = 'success' and watermark is not null"
+    ).fetchone()[0]
+    return (only, last) if last is not None else (None, None)
 
 
 def _resolve_on_cluster(stages: dict[str, float], chunks, context, advance) -> list:

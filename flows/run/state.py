@@ -84,6 +84,8 @@ class Plan:
     ]  # Parquet (practice_id, invoice_id, chunk, lines): every invoice the run recomputes
     # Parquet: every invoice row's keys and status, as text (what the accounting check judges against)
     source_invoices: tuple[Path, ...]
+    # Parquet (practice_id, invoice_id): invoices in scope the run let go of (no longer exportable)
+    forgotten: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)

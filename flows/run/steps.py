@@ -198,9 +198,10 @@ class _Planning:
     latest: datetime | None = None
     assignments: list = None  # Parquet files of (practice_id, invoice_id, chunk, lines)
     sources: list = None  # Parquet files of the source's invoice keys and statuses
+    forgotten: list = None  # Parquet files of the invoices let go of
 
     def __post_init__(self) -> None:
-        self.assignments, self.sources = [], []
+        self.assignments, self.sources, self.forgotten = [], [], []
 
 
 def plan(run: Run, source: Source, loaded: Loaded, scope: Scope, chunk_lines: int) -> Plan:
@@ -263,6 +264,7 @@ def plan(run: Run, source: Source, loaded: Loaded, scope: Scope, chunk_lines: in
         new_watermark=new_watermark,
         keys=tuple(planning.assignments),
         source_invoices=tuple(planning.sources),
+        forgotten=tuple(planning.forgotten),
     )
 
 
@@ -324,6 +326,10 @@ def _plan_group(
     wh.merge_exceptions(con, _no_problems(), stale, run.started_at, unattributed=False)
 
     folder.mkdir(parents=True, exist_ok=True)
+    if stale.height:
+        path = folder / "forgotten.parquet"
+        stale.write_parquet(path)
+        planning.forgotten.append(path)
     if assigned.height:
         path = folder / "assignment.parquet"
         assigned.select(*INVOICE, "chunk", "lines").write_parquet(path)

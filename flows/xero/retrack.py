@@ -38,6 +38,7 @@ import polars as pl
 
 from flows import faults
 from flows.warehouse import writes as wh
+from flows.warehouse.store import Store
 from flows.warehouse.migrations import SQL
 from flows.xero.api import (
     Attempt,
@@ -66,12 +67,11 @@ def journal_path(warehouse: Path) -> Path:
 
 CHANGED_SQL = """
     with sent as (
-        select l.* from xero_sent_lines l {scope}
+        select l.* from xero_sent_lines l semi join _in_xero using (practice_id, invoice_id)
     ),
     now as (
-        select x.* from xero_line_items x
-        join invoice_tracking t using (practice_id, invoice_id)
-        semi join (select distinct practice_id, invoice_id from sent) s using (practice_id, invoice_id)
+        select x.* from ({lines}) x
+        join ({states}) t using (practice_id, invoice_id)
         where t.invoice_state = 'ready'
     ),
     pairs as (
@@ -112,19 +112,44 @@ def _difference(column: str) -> str:
     )
 
 
-def sent_invoice_changes(con: duckdb.DuckDBPyConnection, only: Sequence[Path] | None, now: datetime) -> int:
-    """SENT_INVOICE_CHANGED for every invoice in Xero (of `only`: Parquet files of the invoices a backfill
-    recomputed; None: all) whose amounts or lines now differ from what Xero holds; closed for those that
-    no longer do. Returns how many are open among them."""
+def sent_invoice_changes(
+    store: Store,
+    only: Sequence[Path] | None,
+    now: datetime,
+    tracked_since: datetime | None = None,
+) -> int:
+    """SENT_INVOICE_CHANGED for every invoice in Xero (of `only`: Parquet files of the invoices a run
+    recomputed or let go of, and those whose lines in Xero were recorded at or after `tracked_since`;
+    None: all) whose amounts or lines now differ from what Xero holds; closed for those that no longer
+    do. Only the parts of the store holding those invoices are read. Returns how many are open."""
+    con = store.con
     scope = ""
     if only is not None:
-        if not only:
-            return 0
         listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in only)
-        scope = f"semi join read_parquet([{listed}]) o using (practice_id, invoice_id)"
-    differences = ",\n".join(_difference(c) for c in KEPT_FIELDS)
-    changed = wh.query(con, CHANGED_SQL.format(scope=scope, differences=differences))
+        named = [f"select practice_id, invoice_id from read_parquet([{listed}])"] if only else []
+        if tracked_since is not None:
+            named.append(
+                "select practice_id, invoice_id from xero_sent_lines "
+                f"where tracked_at >= '{tracked_since.isoformat()}'::timestamptz"
+            )
+        if not named:
+            return 0
+        scope = f"semi join ({' union '.join(named)}) o using (practice_id, invoice_id)"
     in_xero = wh.query(con, f"select distinct practice_id, invoice_id from xero_sent_lines l {scope}")
+    if in_xero.is_empty():
+        return 0
+    con.register("_in_xero", wh.arrow(in_xero))
+    try:
+        changed = wh.query(
+            con,
+            CHANGED_SQL.format(
+                lines=store.current_rows_sql("xero_line_items", "select * from _in_xero"),
+                states=store.current_rows_sql("invoice_tracking", "select * from _in_xero"),
+                differences=",\n".join(_difference(c) for c in KEPT_FIELDS),
+            ),
+        )
+    finally:
+        con.unregister("_in_xero")
     found = [
         {
             "practice_id": r["practice_id"],

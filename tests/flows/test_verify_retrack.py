@@ -233,6 +233,33 @@ def test_an_amount_changed_after_sending_is_sent_invoice_changed_never_retracked
     assert [line["UnitAmount"] for line in _in_xero(xero)["INV-002"]["LineItems"]][0] == Decimal("100.0000")
 
 
+
+def test_a_nightly_looks_at_invoices_recorded_in_xero_since_the_last_whole_run_not_only_its_own(
+    world, run_plain
+):
+    """A nightly compares with Xero the invoices it recomputed, and those whose lines in Xero were recorded
+    since (a push, a retrack), not every invoice ever sent: here it does not recompute i2, yet sees it."""
+    source = _source()
+    for row in source.rows["invoices"]:
+        if row["invoice_id"] == "i2":
+            row["updated_at"] = "2026-01-01T09:00:00Z"  # before the watermark: no nightly recomputes it
+    source.write(Path(world.source))
+    run_plain(world, "nightly")
+    assert _query(world, "select count(*) from exceptions where code = 'SENT_INVOICE_CHANGED'") == [(0,)]
+    with duckdb.connect(str(world.warehouse)) as con:
+        con.execute(
+            """update xero_sent_lines set unit_amount = 90, tracked_at = now()
+               where invoice_id = 'i2' and line_no = 1"""
+        )
+
+    summary = run_plain(world, "nightly")
+
+    assert summary.invoices_considered == 4, "the four invoices updated at the watermark, not i2"
+    ((detail,),) = _query(world, "select detail from exceptions where code = 'SENT_INVOICE_CHANGED'")
+    assert "INV-002" in detail and "line 1 unit_amount 90.0000 -> 100.0000" in detail
+    run_plain(world, "nightly")
+    assert _query(world, "select count(*) from exceptions where code = 'SENT_INVOICE_CHANGED'") == [(1,)]
+
 # Apply ------------------------------------------------------------------------------------------------
 
 
