@@ -80,7 +80,7 @@ RESOLVE = Step(steps.resolve_chunk, "resolve chunk", task_run_name="resolve chun
 COMMIT = Step(steps.commit, "commit chunks")
 FINISH = Step(steps.finish, "finish resolution")
 BATCHES = Step(batches.write_batches, "write xero batches")
-PENDING = Step(batches.pending_sizes, "find invoices to batch")
+PENDING = Step(batches.find_pending, "find invoices to batch")
 TEMPLATES = Step(batches.practice_templates, "read csv templates")
 CHECK = Step(steps.check, "check every invoice is accounted for")
 RECORD = Step(_record_now, "record run")
@@ -132,10 +132,12 @@ def run_pipeline(
         SENT(as_tasks, stages, run.store, sent_only, run.started_at, tracked_since)
         faults.checkpoint("resolved")
         if emit_batches:
-            batch_run = batches.BatchRun(run.con, run.staging, run.run_id, run.started_at)
+            batch_run = batches.BatchRun(
+                run.con, run.staging, run.run_id, run.started_at, run.store, run.scratch / "batches"
+            )
             only = plan.keys if scope.flow != "nightly" else None
-            sizes = PENDING(as_tasks, stages, batch_run, only)
-            templates, warnings = TEMPLATES(as_tasks, stages, batch_run, settings, csv_entries, sizes)
+            pending = PENDING(as_tasks, stages, batch_run, only)
+            templates, warnings = TEMPLATES(as_tasks, stages, batch_run, settings, csv_entries, pending.sizes)
             count, invoices, written, refused = BATCHES(
                 as_tasks,
                 stages,
@@ -145,7 +147,7 @@ def run_pipeline(
                 settings.batch_max_bytes,
                 settings.chunk_lines,
                 templates,
-                sizes,
+                pending,
             )
             summary.batches_written, summary.invoices_batched = count, invoices
             summary.files = [str(settings.out / p) for p in written]

@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 
 from flows.warehouse import writes as wh
+from flows.warehouse.store import Store
 from flows.xero.files import (
     Written,
     assign_batches,
@@ -105,6 +106,17 @@ class BatchRun:
     staging: Path
     run_id: str
     started_at: datetime
+    store: Store  # the stored tables of the run's connection (flows.warehouse.store)
+    scratch: Path  # a folder of the run's own, deleted after it
+
+
+@dataclass(frozen=True)
+class Pending:
+    """The invoices to batch, found once for the step: their headers (HEAD_FIELDS and digest) as a Parquet
+    file, and each practice's lines among them (what the CSV templates are chosen for)."""
+
+    heads: Path | None
+    sizes: pl.DataFrame  # practice_id, line_count
 
 
 _END = object()
@@ -159,8 +171,12 @@ class _Record:
                 wh.arrow(heads.select(*INVOICE, pl.int_range(pl.len(), dtype=pl.Int64).alias("invoice"))),
             )
             try:
+                # Only the parts holding these invoices are read (a nightly's are mostly its own).
+                items = self.run.store.current_rows_sql(
+                    "xero_line_items", "select practice_id, invoice_id from _pending"
+                )
                 reader = con.execute(
-                    f"""select p.invoice, {self.fields} from xero_line_items x
+                    f"""select p.invoice, {self.fields} from ({items}) x
                         join _pending p using (practice_id, invoice_id) order by p.invoice, x.line_no"""
                 ).fetch_record_batch(STREAM_ROWS)
                 for batch in reader:
@@ -251,30 +267,33 @@ def _only_join(only: Sequence[Path] | None) -> str:
     return f"semi join read_parquet([{listed}]) o using (practice_id, invoice_id)"
 
 
-def _pending(con, only: Sequence[Path] | None, columns: str, where: str = "", tail: str = "") -> pl.DataFrame:
+def _pending_sql(only: Sequence[Path] | None, columns: str) -> str:
     """Ready invoices whose content was never batched and that Xero does not have (of `only`, Parquet
     files of practice_id, invoice_id, when given)."""
-    return wh.query(
-        con,
-        f"""
+    return f"""
         select {columns} from xero_invoices i
         join invoice_tracking t using (practice_id, invoice_id)
         {_only_join(only)}
-        where t.invoice_state = 'ready' and i.batch_id is null {where}
+        where t.invoice_state = 'ready' and i.batch_id is null
           -- in Xero already: a change of its tracking is retracking's, of its lines the finance lead's
           and not exists (select 1 from xero_sent_invoices s
                           where s.practice_id = i.practice_id and s.invoice_id = i.invoice_id)
-        {tail}
-        """,
-    )
+        """
 
 
-def pending_sizes(run: BatchRun, only: Sequence[Path] | None) -> pl.DataFrame:
-    """(practice_id, line_count) of the invoices to batch (see write_batches): one scan of the warehouse,
-    shared by the CSV templates and the batch step."""
+def find_pending(run: BatchRun, only: Sequence[Path] | None) -> Pending:
+    """The invoices to batch (see write_batches), in one scan of the warehouse, written to a file of the
+    run's scratch rather than held in DuckDB (2M invoices' headers do not fit in its memory_limit)."""
+    sizes = pl.DataFrame(schema={"practice_id": pl.Utf8, "line_count": pl.Int64})
     if only is not None and not only:
-        return pl.DataFrame(schema={"practice_id": pl.Utf8, "line_count": pl.Int64})
-    return _pending(run.con, only, "i.practice_id, sum(i.line_count) as line_count", tail="group by all")
+        return Pending(None, sizes)
+    path = run.scratch / "pending-heads.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    heads = f"{', '.join(f'i.{c}' for c in HEAD_FIELDS)}, t.digest"
+    target = "'" + str(path).replace("'", "''") + "'"
+    run.con.execute(f"copy ({_pending_sql(only, heads)}) to {target} (format parquet)")
+    found = pl.scan_parquet(path).group_by("practice_id").agg(pl.col("line_count").sum().cast(pl.Int64))
+    return Pending(path, found.collect().sort("practice_id"))
 
 
 def practice_templates(
@@ -314,7 +333,7 @@ def write_batches(
     max_bytes: int,
     chunk_lines: int = 2_000_000,
     templates: CsvTemplates | None = None,
-    sizes: pl.DataFrame | None = None,
+    pending: Pending | None = None,
 ) -> tuple[int, int, list[str], dict[str, list[str]]]:
     """Batch every ready invoice whose content was never sent and that Xero does not have: those of `only` (Parquet files with
     practice_id, invoice_id: the invoices a backfill recomputed) when given, else every one in the
@@ -324,27 +343,10 @@ def write_batches(
     that kept its CSV files from being written."""
     templates = templates or standard_templates()
     con = run.con
-    if sizes is None:
-        sizes = pending_sizes(run, only)
-    if sizes.is_empty():
+    pending = pending or find_pending(run, only)
+    if pending.heads is None or pending.sizes.is_empty():
         return 0, 0, [], {}
-    # Read a group of practices at a time: in one query, the headers of a 10M-line backfill (2M
-    # invoices) do not fit in DuckDB's memory_limit; as frames they are what the step holds anyway.
-    heads = f"{', '.join(f'i.{c}' for c in HEAD_FIELDS)}, t.digest"
-    groups = _practice_groups(sizes, chunk_lines)
-    read = []
-    for group in groups:
-        if len(groups) == 1:
-            read.append(_pending(con, only, heads))
-            break
-        con.register(
-            "_group", wh.arrow(pl.DataFrame({"practice_id": group}, schema={"practice_id": pl.Utf8}))
-        )
-        try:
-            read.append(_pending(con, only, heads, "and i.practice_id in (select practice_id from _group)"))
-        finally:
-            con.unregister("_group")
-    pending = pl.concat(read).sort(INVOICE)
+    pending = pl.read_parquet(pending.heads).sort(INVOICE)
     if pending.is_empty():
         return 0, 0, [], {}
     sequences = dict(
