@@ -112,10 +112,10 @@ class BatchRun:
 
 @dataclass(frozen=True)
 class Pending:
-    """The invoices to batch, found once for the step: their headers (HEAD_FIELDS and digest) as a Parquet
+    """The invoices to batch, found once for the step: their keys, line_count and digest as a Parquet
     file, and each practice's lines among them (what the CSV templates are chosen for)."""
 
-    heads: Path | None
+    keys: Path | None
     sizes: pl.DataFrame  # practice_id, line_count
 
 
@@ -282,18 +282,32 @@ def _pending_sql(only: Sequence[Path] | None, columns: str) -> str:
 
 
 def find_pending(run: BatchRun, only: Sequence[Path] | None) -> Pending:
-    """The invoices to batch (see write_batches), in one scan of the warehouse, written to a file of the
-    run's scratch rather than held in DuckDB (2M invoices' headers do not fit in its memory_limit)."""
+    """The invoices to batch (see write_batches): one scan of the warehouse for their keys (narrow: the
+    headers of 2M invoices do not fit in DuckDB's memory_limit in one query), kept in a file of the run's
+    scratch for the batch step, which reads the headers a group of practices at a time."""
     sizes = pl.DataFrame(schema={"practice_id": pl.Utf8, "line_count": pl.Int64})
     if only is not None and not only:
         return Pending(None, sizes)
-    path = run.scratch / "pending-heads.parquet"
+    keys = wh.query(run.con, _pending_sql(only, "i.practice_id, i.invoice_id, i.line_count, t.digest"))
+    path = run.scratch / "pending.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
-    heads = f"{', '.join(f'i.{c}' for c in HEAD_FIELDS)}, t.digest"
-    target = "'" + str(path).replace("'", "''") + "'"
-    run.con.execute(f"copy ({_pending_sql(only, heads)}) to {target} (format parquet)")
-    found = pl.scan_parquet(path).group_by("practice_id").agg(pl.col("line_count").sum().cast(pl.Int64))
-    return Pending(path, found.collect().sort("practice_id"))
+    keys.write_parquet(path)
+    found = keys.group_by("practice_id").agg(pl.col("line_count").sum().cast(pl.Int64)).sort("practice_id")
+    return Pending(path, found)
+
+
+def _pending_heads(run: BatchRun, keys: pl.DataFrame) -> pl.DataFrame:
+    """HEAD_FIELDS and digest of these pending invoices, read only from the parts that hold them."""
+    con = run.con
+    con.register("_wanted", wh.arrow(keys.select(*INVOICE, "digest")))
+    try:
+        heads = run.store.current_rows_sql("xero_invoices", "select practice_id, invoice_id from _wanted")
+        fields = ", ".join(f"i.{c}" for c in HEAD_FIELDS)
+        return wh.query(
+            con, f"select {fields}, w.digest from ({heads}) i join _wanted w using (practice_id, invoice_id)"
+        )
+    finally:
+        con.unregister("_wanted")
 
 
 def practice_templates(
@@ -344,9 +358,16 @@ def write_batches(
     templates = templates or standard_templates()
     con = run.con
     pending = pending or find_pending(run, only)
-    if pending.heads is None or pending.sizes.is_empty():
+    if pending.keys is None or pending.sizes.is_empty():
         return 0, 0, [], {}
-    pending = pl.read_parquet(pending.heads).sort(INVOICE)
+    # A group of practices at a time: the headers of a 10M-line backfill (2M invoices) in one query do
+    # not fit in DuckDB's memory_limit; as frames they are what the step holds anyway.
+    keys = pl.read_parquet(pending.keys)
+    read = [
+        _pending_heads(run, keys.filter(pl.col("practice_id").is_in(group)))
+        for group in _practice_groups(pending.sizes, chunk_lines)
+    ]
+    pending = pl.concat(read).sort(INVOICE)
     if pending.is_empty():
         return 0, 0, [], {}
     sequences = dict(
