@@ -17,3 +17,28 @@ def inside(root: Path, path: Path) -> Path:
     if resolved == base or not resolved.is_relative_to(base):
         raise PathOutsideOutput(f"a file would be written outside {root}: {path!r}")
     return resolved
+
+
+class Confined:
+    """Files under `root`, each checked as `inside` checks it, a folder at a time: a folder is resolved
+    (its symlinks followed) once and must lie inside the root; a file's name must be a plain name (not
+    `.` or `..`). A file so placed is written or moved without following a symlink at its own name
+    (`os.O_NOFOLLOW`, `os.replace`), so it cannot land elsewhere either."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.base = root.resolve()
+        self.folders: dict[Path, Path] = {}
+
+    def file(self, relative: str | Path) -> Path:
+        relative = Path(relative)
+        if relative.name in ("", ".", "..") or relative.is_absolute():
+            raise PathOutsideOutput(f"a file would be written outside {self.root}: {relative!s}")
+        folder = self.folders.get(relative.parent)
+        if folder is None:
+            folder = (self.root / relative.parent).resolve()
+            if not folder.is_relative_to(self.base):
+                raise PathOutsideOutput(f"a file would be written outside {self.root}: {relative!s}")
+            folder.mkdir(parents=True, exist_ok=True)
+            self.folders[relative.parent] = folder
+        return folder / relative.name

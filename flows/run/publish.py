@@ -27,7 +27,7 @@ from pathlib import Path
 import duckdb
 
 from flows import faults
-from flows.outputs import inside
+from flows.outputs import Confined
 from flows.warehouse.lock import exclusive_lock
 from flows.warehouse.migrations import apply_migrations
 from flows.warehouse.store import Store, collect_garbage, store_folder
@@ -62,9 +62,9 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def _move_staged(staging: Path, out: Path) -> None:
+    confined = Confined(out)
     for path in sorted(p for p in staging.rglob("*") if p.is_file()):
-        target = inside(out, out / path.relative_to(staging))
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = confined.file(path.relative_to(staging))
         os.replace(path, target)
         faults.checkpoint("moving")
     shutil.rmtree(staging, ignore_errors=True)

@@ -30,7 +30,7 @@ import orjson
 import polars as pl
 import pyarrow as pa
 
-from flows.outputs import inside
+from flows.outputs import Confined
 from flows.xero.import_template import CsvTemplates, standard_templates
 
 # Xero's own schema of a POST /Invoices body (../shared/xero/invoices.schema.json), package data of flows.
@@ -681,13 +681,9 @@ def write_files(files: Files) -> None:
     """Write planned files, each only inside `files.root` and each JSON body only once it validates
     against Xero's schema with format checking (file I/O releases the GIL: this may run on a thread of its
     own)."""
-    folders: set[str] = set()
+    confined = Confined(files.root)
     for path, content in zip(files.paths, files.contents, strict=True):
-        folder = path[: path.rindex("/")]
-        if folder not in folders:
-            inside(files.root, files.root / folder).mkdir(parents=True, exist_ok=True)
-            folders.add(folder)
-        target = inside(files.root, files.root / path)
+        target = confined.file(path)
         if path.endswith(".json"):
             body = b"".join(content)
             check_body(path.rsplit("/", 1)[1].removesuffix(".json"), body)
@@ -697,7 +693,7 @@ def write_files(files: Files) -> None:
 
 def _write(path: Path, pieces: list[bytes | memoryview]) -> None:
     """Create (or replace) a file holding the pieces one after the other, with one system call where it can."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
     try:
         pieces = [memoryview(piece) for piece in pieces if len(piece)]
         while pieces:

@@ -10,8 +10,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from flows.outputs import PathOutsideOutput, inside
-from flows.xero.files import XeroBodyInvalid, check_body
+from flows.outputs import Confined, PathOutsideOutput, inside
+from flows.xero.files import Files, XeroBodyInvalid, check_body, write_files
 from tests.source_builder import SourceBuilder
 
 
@@ -71,3 +71,27 @@ def test_a_path_that_leaves_its_folder_stops_the_run(tmp_path, name):
     assert inside(tmp_path / "out", tmp_path / "out" / "xero" / "p1" / "b.json") == (
         Path(tmp_path).resolve() / "out" / "xero" / "p1" / "b.json"
     )
+
+
+@pytest.mark.parametrize("name", ["../escape.json", "a/../../escape.json", "/etc/passwd", ".", "xero/.."])
+def test_a_confined_file_that_leaves_its_folder_stops_the_run(tmp_path, name):
+    with pytest.raises(PathOutsideOutput):
+        Confined(tmp_path / "out").file(name)
+    assert Confined(tmp_path / "out").file("xero/p1/b.json") == (
+        Path(tmp_path).resolve() / "out" / "xero" / "p1" / "b.json"
+    )
+
+
+def test_batch_files_never_go_through_a_symlink_out_of_the_folder(tmp_path):
+    """A folder that is a symlink out of the output is refused; a file that is one is not written through."""
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    (out / "xero").mkdir(parents=True)
+    elsewhere.mkdir()
+    (out / "xero" / "p1").symlink_to(elsewhere)
+    with pytest.raises(PathOutsideOutput):
+        Confined(out).file("xero/p1/b.json")
+    (out / "xero" / "p2").mkdir()
+    (out / "xero" / "p2" / "b.csv").symlink_to(elsewhere / "b.csv")
+    with pytest.raises((OSError, PathOutsideOutput)):
+        write_files(Files(out, ["xero/p2/b.csv"], [[b"a,b\r\n"]]))
+    assert not (elsewhere / "b.csv").exists()
