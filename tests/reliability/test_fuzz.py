@@ -116,13 +116,13 @@ def corruption(draw) -> tuple[str, dict[str, bytes]]:
         if kind == "insert-bytes":
             data = data[:at] + draw(st.binary(min_size=1, max_size=4)) + data[at:]
         elif kind == "insert-text":
-            text = data.decode("utf-8")
+            text = data.decode("utf-8", errors="surrogateescape")  # earlier damage may have broken UTF-8
             cut = draw(st.integers(0, len(text)))
             data = (
                 text[:cut]
                 + draw(st.sampled_from([",", '"', "\n", "\r", "\r\n", ",,", '",', "\ufeff"]) | values)
                 + text[cut:]
-            ).encode("utf-8")
+            ).encode("utf-8", errors="surrogateescape")
         elif kind == "delete":
             data = data[:at] + data[at + draw(st.integers(1, 30)) :]
         elif kind == "truncate":
