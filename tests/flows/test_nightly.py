@@ -182,6 +182,23 @@ def test_a_run_whose_accounting_check_fails_publishes_nothing(world, monkeypatch
     assert files(settings.out) == before_files
 
 
+def test_a_run_that_fails_to_record_an_orphan_line_publishes_nothing(world, monkeypatch):
+    """The run's last check judges the lines no invoice takes against every invoice of the source: an
+    orphan line missing from exceptions stops the run."""
+    from flows.run import accounting, steps
+
+    builder, settings, run = world
+    run()
+    before_tables, before_files = tables(settings.warehouse), files(settings.out)
+    builder.line("p1", "i-gone", "l1")  # a line whose invoice does not exist
+    recorded = steps.holds.orphan_line_problems
+    monkeypatch.setattr(steps.holds, "orphan_line_problems", lambda lines, names: recorded(lines, names).head(0))
+    with pytest.raises(accounting.AccountingCheckFailed, match="orphan lines of the source are not in exceptions"):
+        run()
+    assert_same_tables(before_tables, tables(settings.warehouse))
+    assert files(settings.out) == before_files
+
+
 def test_a_nightly_leaves_the_tracking_as_a_backfill_of_the_same_source_would(world, tmp_path, run_plain):
     """A nightly reads only what changed, is held or is new (flows.run.steps._nightly_source); what it leaves
     must be what recomputing everything from the same source gives."""
