@@ -267,28 +267,35 @@ def _only_join(only: Sequence[Path] | None) -> str:
     return f"semi join read_parquet([{listed}]) o using (practice_id, invoice_id)"
 
 
-def _pending_sql(only: Sequence[Path] | None, columns: str) -> str:
-    """Ready invoices whose content was never batched and that Xero does not have (of `only`, Parquet
-    files of practice_id, invoice_id, when given)."""
-    return f"""
-        select {columns} from xero_invoices i
-        join invoice_tracking t using (practice_id, invoice_id)
-        {_only_join(only)}
-        where t.invoice_state = 'ready' and i.batch_id is null
-          -- in Xero already: a change of its tracking is retracking's, of its lines the finance lead's
-          and not exists (select 1 from xero_sent_invoices s
-                          where s.practice_id = i.practice_id and s.invoice_id = i.invoice_id)
-        """
+# Ready invoices whose content was never batched (the latest batch that carried the invoice carried
+# another digest, or none did: the view sent_batches) and that Xero does not have (of `only`, Parquet files
+# of practice_id, invoice_id, when given). Read from invoice_tracking and the ledger alone: the headers
+# follow, a group of practices at a time (_pending_heads).
+PENDING_SQL = """
+    with latest as (
+        select practice_id, invoice_id, arg_max(digest, (batched_at, batch_id)) as digest
+        from export_ledger group by all
+    )
+    select t.practice_id, t.invoice_id, t.line_count, t.digest
+    from invoice_tracking t
+    {only}
+    left join latest l using (practice_id, invoice_id)
+    where t.invoice_state = 'ready' and l.digest is distinct from t.digest
+      -- in Xero already: a change of its tracking is retracking's, of its lines the finance lead's
+      and not exists (select 1 from xero_sent_invoices s
+                      where s.practice_id = t.practice_id and s.invoice_id = t.invoice_id)
+"""
 
 
 def find_pending(run: BatchRun, only: Sequence[Path] | None) -> Pending:
-    """The invoices to batch (see write_batches): one scan of the warehouse for their keys (narrow: the
-    headers of 2M invoices do not fit in DuckDB's memory_limit in one query), kept in a file of the run's
-    scratch for the batch step, which reads the headers a group of practices at a time."""
+    """The invoices to batch (see write_batches): one scan of the warehouse for their keys, their lines in
+    the source (to group practices by) and digests (narrow: the headers of 2M invoices do not fit in
+    DuckDB's memory_limit in one query), kept in a file of the run's scratch for the batch step, which
+    reads the headers a group of practices at a time."""
     sizes = pl.DataFrame(schema={"practice_id": pl.Utf8, "line_count": pl.Int64})
     if only is not None and not only:
         return Pending(None, sizes)
-    keys = wh.query(run.con, _pending_sql(only, "i.practice_id, i.invoice_id, i.line_count, t.digest"))
+    keys = wh.query(run.con, PENDING_SQL.format(only=_only_join(only)))
     path = run.scratch / "pending.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     keys.write_parquet(path)
