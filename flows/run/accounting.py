@@ -84,17 +84,12 @@ _SOURCE: dict[str, str] = {
                        and coalesce(t.invoice_state, '') not in ('ready', 'held', 'not_xero')) as odd_state,
                count(*) filter (where t.invoice_state = 'held') as held,
                count(*) filter (where t.invoice_state = 'ready') as ready,
-               bool_or(e.invoice_id is not null) as has_error,
-               bool_or(k.invoice_id is not null) as keyless
+               bool_or(e.invoice_id is not null) as has_error
         from in_scope s
         left join invoice_tracking t using (practice_id, invoice_id)
         left join (select distinct practice_id, invoice_id from exceptions
                    where severity = 'error' and invoice_id is not null and code in ({run_codes}))
                   e using (practice_id, invoice_id)
-        left join (select distinct t.practice_id, t.invoice_id from keyless_lines l join invoice_tracking t
-                     on l.invoice_id = t.invoice_id
-                    and ((l.practice_id = t.practice_id and l.has_line is not true)
-                         or l.has_practice is not true)) k using (practice_id, invoice_id)
         group by all
     """,
     "tracked_sums": """
@@ -168,7 +163,12 @@ _CHECKS: dict[str, str] = {
     """,
     # a line that cannot be told apart keeps its invoice (any practice's, without a practice_id) from Xero
     "ready invoices have a line of the source without a line_id or practice_id": """
-        select practice_id, invoice_id, null as line_id from invoice_match where ready > 0 and keyless
+        select s.practice_id, s.invoice_id, null as line_id from in_scope s
+        semi join (select t.practice_id, t.invoice_id from keyless_lines l join invoice_tracking t
+                     on l.invoice_id = t.invoice_id
+                    and ((l.practice_id = t.practice_id and l.has_line is not true)
+                         or l.has_practice is not true)
+                   where t.invoice_state = 'ready') k using (practice_id, invoice_id)
     """,
     # a line whose invoice does not exist is an ORPHAN_LINE
     "orphan lines of the source are not in exceptions": """
@@ -183,11 +183,27 @@ _CHECKS: dict[str, str] = {
 }
 
 
+# What a chunk's own check (flows.run.steps.check, `lines_only`) leaves out: the checks of each invoice's
+# states, which the run's last check makes for every invoice in scope on the warehouse as it will be
+# published, and orphan lines, which a chunk cannot hold (its lines are those of its invoices).
+_INVOICE_LEVEL_SOURCES = {"invoice_keys", "invoice_match"}
+_INVOICE_LEVEL_CHECKS = {
+    "approved invoices of the source are in no state in invoice_tracking",
+    "invoices are in more than one state, or in one that is not ready, held or not_xero",
+    "held invoices have no open error in exceptions saying why",
+    "ready invoices have an open error in exceptions",
+    "orphan lines of the source are not in exceptions",
+}
+
+
 def _shared(sql: str) -> str:
     """SQL reading the run's temp tables of the source (`in_scope` -> `_acc_in_scope`, ...)."""
     for name in _SOURCE:
         sql = re.sub(rf"\b{name}\b", f"_acc_{name}", sql)
     return sql
+
+
+assert _INVOICE_LEVEL_CHECKS <= _CHECKS.keys() and _INVOICE_LEVEL_SOURCES <= _SOURCE.keys()
 
 
 class AccountingCheckFailed(RuntimeError):
@@ -208,11 +224,12 @@ def unaccounted(
     run_scope_keys: pl.DataFrame | None = None,
     shown: int = SHOWN,
     line_scope_keys: pl.DataFrame | None = None,
+    lines_only: bool = False,
 ) -> list[Unaccounted]:
     """Every check of the module docstring that fails in the warehouse of `con`; empty when all pass.
 
     `line_scope_keys`: the invoices whose lines are judged line by line (the run's own, whose source lines
-    it read); None for every invoice in scope."""
+    it read); None for every invoice in scope. `lines_only`: the checks of lines only (a chunk's own)."""
     needed = ("raw_invoices", "raw_invoice_lines", "invoice_tracking", "line_tracking", "exceptions")
     missing = [name for name in needed if not _readable(con, name)]
     if missing:
@@ -233,12 +250,16 @@ def unaccounted(
     try:
         # The source's invoices and lines, read once into temp tables the checks share.
         for name, sql in _SOURCE.items():
+            if lines_only and name in _INVOICE_LEVEL_SOURCES:
+                continue
             source_sql = _shared(
                 sql.format(scope_filter=scope_filter, line_filter=line_filter, run_codes=RUN_CODE_LIST)
             )
             con.execute(f"create or replace temp table _acc_{name} as {source_sql}")
         failures = []
         for what, sql in _CHECKS.items():
+            if lines_only and what in _INVOICE_LEVEL_CHECKS:
+                continue
             sql = _shared(sql)
             rows = con.execute(f"select * from ({sql}) order by all limit {shown + 1}").fetchall()
             if rows:
@@ -269,13 +290,15 @@ def check_accounting(
     con: duckdb.DuckDBPyConnection,
     run_scope_keys: pl.DataFrame | None = None,
     line_scope_keys: pl.DataFrame | None = None,
+    lines_only: bool = False,
 ) -> None:
     """Raise AccountingCheckFailed (one line) unless every exportable invoice in scope is accounted for.
 
     `run_scope_keys`: the (practice_id, invoice_id) pairs the run recomputed; None for the whole source.
-    `line_scope_keys`: the invoices judged line by line; None for all in scope.
+    `line_scope_keys`: the invoices judged line by line; None for all in scope. `lines_only`: only the
+    checks of their lines (`unaccounted`).
     """
-    failures = unaccounted(con, run_scope_keys, line_scope_keys=line_scope_keys)
+    failures = unaccounted(con, run_scope_keys, line_scope_keys=line_scope_keys, lines_only=lines_only)
     if failures:
         raise AccountingCheckFailed(
             "accounting check failed: "

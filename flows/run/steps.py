@@ -544,7 +544,8 @@ def check(run: Run, scope: Scope, plan_: Plan) -> None:
 
     Chunk by chunk, so that it costs memory as a chunk does: each chunk's invoices are judged, line by
     line, against the source rows it read, from the files of its part (which the index now points those
-    invoices at). Then every exportable invoice in scope (the whole source for a nightly or a whole
+    invoices at); their states are judged once, with every other invoice's, by the last check. Then every
+    exportable invoice in scope (the whole source for a nightly or a whole
     backfill) must be in exactly one state in the warehouse as it will be published, and every line no
     invoice could take must be an exception. The source as the check sees it is put on the run's
     connection only, as raw_invoices and raw_invoice_lines (and, per chunk, line_tracking and
@@ -565,7 +566,7 @@ def check(run: Run, scope: Scope, plan_: Plan) -> None:
             for table in ("raw_invoice_lines", "line_tracking", "invoice_tracking"):
                 _drop_temp(con, table)
                 con.execute(f"create temp view {table} as select * from {_files([part.path(table)])}")
-            check_accounting(con, keys, line_scope_keys=keys)
+            check_accounting(con, keys, line_scope_keys=keys, lines_only=True)
         for table in ("line_tracking", "invoice_tracking", "raw_invoice_lines", "raw_invoices"):
             _drop_temp(con, table)
         # The lines no invoice takes, as this run kept them (finish: its part of loose rows), judged with
