@@ -46,7 +46,7 @@ _SOURCE: dict[str, str] = {
                lower(_acc_strip(status)) in ('draft', 'approved', 'void') as status_parses,
                lower(_acc_strip(status)) = 'approved' as approved
         from raw_invoices
-        where _acc_strip(practice_id) <> '' and _acc_strip(invoice_id) <> ''
+        where _acc_has(practice_id) and _acc_has(invoice_id)
     """,
     "invoice_keys": "select distinct practice_id, invoice_id from raw_inv",
     "in_scope": """
@@ -57,9 +57,9 @@ _SOURCE: dict[str, str] = {
     """,
     "raw_lines": """
         select practice_id, invoice_id, line_id,
-               _acc_strip(practice_id) <> '' as has_practice,
-               _acc_strip(invoice_id) <> '' as has_invoice,
-               _acc_strip(line_id) <> '' as has_line
+               _acc_has(practice_id) as has_practice,
+               _acc_has(invoice_id) as has_invoice,
+               _acc_has(line_id) as has_line
         from raw_invoice_lines
     """,
     # Each invoice's lines on both sides in a few numbers (rows, a sum of their ids' hashes, states): only
@@ -92,12 +92,14 @@ _SOURCE: dict[str, str] = {
                   e using (practice_id, invoice_id)
         group by all
     """,
+    # (each invoice's rows of a state summed first, then matched to its invoice's states)
     "tracked_sums": """
-        select l.practice_id, l.invoice_id, count(*) as lines, sum(hash(l.line_id)) as ids,
+        select l.practice_id, l.invoice_id, sum(l.lines) as lines, sum(l.ids) as ids,
                bool_or(t.practice_id is not null and l.invoice_state is distinct from t.invoice_state)
                    as disagrees,
                bool_or(t.practice_id is null) as no_invoice
-        from (select * from line_tracking {line_filter}) l
+        from (select practice_id, invoice_id, invoice_state, count(*) as lines, sum(hash(line_id)) as ids
+              from line_tracking {line_filter} group by all) l
         left join invoice_tracking t using (practice_id, invoice_id)
         group by all
     """,
@@ -246,6 +248,11 @@ def unaccounted(
     con.execute(
         r"""create or replace temp macro _acc_strip(x) as
             regexp_replace(x, '^[\s\x{0B}\x{85}\p{Z}]+|[\s\x{0B}\x{85}\p{Z}]+$', '', 'g')"""
+    )
+    # Whether text stripped so is not empty: it holds a character that is not white space (a search
+    # that stops at the first, where stripping rewrites every value).
+    con.execute(
+        r"""create or replace temp macro _acc_has(x) as regexp_matches(x, '[^\s\x{0B}\x{85}\p{Z}]')"""
     )
     try:
         # The source's invoices and lines, read once into temp tables the checks share.
