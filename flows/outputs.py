@@ -10,20 +10,12 @@ class PathOutsideOutput(RuntimeError):
     publishes nothing."""
 
 
-def inside(root: Path, path: Path) -> Path:
-    """`path`, resolved, if it lies inside `root` (resolved); else PathOutsideOutput. Every file a run
-    writes or publishes goes through this, so no id or name can place a file elsewhere."""
-    resolved, base = path.resolve(), root.resolve()
-    if resolved == base or not resolved.is_relative_to(base):
-        raise PathOutsideOutput(f"a file would be written outside {root}: {path!r}")
-    return resolved
-
-
 class Confined:
-    """Files under `root`, each checked as `inside` checks it, a folder at a time: a folder is resolved
-    (its symlinks followed) once and must lie inside the root; a file's name must be a plain name (not
-    `.` or `..`). A file so placed is written or moved without following a symlink at its own name
-    (`os.O_NOFOLLOW`, `os.replace`), so it cannot land elsewhere either."""
+    """Files under `root`, checked a folder at a time: a folder is resolved (its symlinks followed) once
+    and must lie inside the root; a file's name must be a plain name (not `.` or `..`). A file so placed
+    is written or moved without following a symlink at its own name (`os.O_NOFOLLOW`, `os.replace`), so
+    it cannot land elsewhere either. Every file a run writes or publishes goes through this, so no id or
+    name can place a file elsewhere."""
 
     def __init__(self, root: Path) -> None:
         self.root = root

@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from flows.outputs import Confined, PathOutsideOutput, inside
+from flows.outputs import Confined, PathOutsideOutput
 from flows.xero.files import Files, XeroBodyInvalid, check_body, write_files
 from tests.source_builder import SourceBuilder
 
@@ -64,17 +64,8 @@ def test_every_body_is_checked_against_xeros_schema_with_formats():
     check_body("p1-000002", json.dumps(body).encode())
 
 
-@pytest.mark.parametrize("name", ["../escape.json", "a/../../escape.json", "/etc/passwd", "."])
-def test_a_path_that_leaves_its_folder_stops_the_run(tmp_path, name):
-    with pytest.raises(PathOutsideOutput):
-        inside(tmp_path / "out", tmp_path / "out" / name)
-    assert inside(tmp_path / "out", tmp_path / "out" / "xero" / "p1" / "b.json") == (
-        Path(tmp_path).resolve() / "out" / "xero" / "p1" / "b.json"
-    )
-
-
 @pytest.mark.parametrize("name", ["../escape.json", "a/../../escape.json", "/etc/passwd", ".", "xero/.."])
-def test_a_confined_file_that_leaves_its_folder_stops_the_run(tmp_path, name):
+def test_a_path_that_leaves_its_folder_stops_the_run(tmp_path, name):
     with pytest.raises(PathOutsideOutput):
         Confined(tmp_path / "out").file(name)
     assert Confined(tmp_path / "out").file("xero/p1/b.json") == (
