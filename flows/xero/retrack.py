@@ -38,8 +38,8 @@ import polars as pl
 
 from flows import faults
 from flows.warehouse import writes as wh
-from flows.warehouse.store import Store
 from flows.warehouse.migrations import SQL
+from flows.warehouse.store import Store
 from flows.xero.api import (
     Attempt,
     DayLimitReached,
@@ -123,19 +123,17 @@ def sent_invoice_changes(
     None: all) whose amounts or lines now differ from what Xero holds; closed for those that no longer
     do. Only the parts of the store holding those invoices are read. Returns how many are open."""
     con = store.con
-    scope = ""
+    scope, params = "", []
     if only is not None:
         listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in only)
         named = [f"select practice_id, invoice_id from read_parquet([{listed}])"] if only else []
         if tracked_since is not None:
-            named.append(
-                "select practice_id, invoice_id from xero_sent_lines "
-                f"where tracked_at >= '{tracked_since.isoformat()}'::timestamptz"
-            )
+            named.append("select practice_id, invoice_id from xero_sent_lines where tracked_at >= ?")
+            params.append(tracked_since)
         if not named:
             return 0
         scope = f"semi join ({' union '.join(named)}) o using (practice_id, invoice_id)"
-    in_xero = wh.query(con, f"select distinct practice_id, invoice_id from xero_sent_lines l {scope}")
+    in_xero = wh.query(con, f"select distinct practice_id, invoice_id from xero_sent_lines l {scope}", params)
     if in_xero.is_empty():
         return 0
     con.register("_in_xero", wh.arrow(in_xero))
