@@ -38,7 +38,7 @@ from flows.run.state import ChunkPlan, ChunkResult, Loaded, PartFile, Plan, RunS
 from flows.run.stops import Stopped
 from flows.sources.protocol import REFERENCE_TABLES, Source
 from flows.warehouse import writes as wh
-from flows.warehouse.store import part_name, write_part_file
+from flows.warehouse.store import Part, part_name, write_part_file
 from transforms import hold_reasons as holds
 from transforms.input_models import INPUT_MODELS
 from transforms.parse_sources import ROW, TABLES, as_csv_text, parse_table
@@ -527,13 +527,18 @@ def finish(run: Run, loaded: Loaded, plan_: Plan) -> None:
     parts = [c.part for c in plan_.chunks]
     raw = {t: pl.read_parquet(loaded.loose / f"{t}.parquet") for t in ("raw_invoices", "raw_invoice_lines")}
     if any(frame.height for frame in raw.values()):
-        part = run.store.part(part_name(run.run_id, "loose"))
+        part = _loose_part(run)
         for table, frame in raw.items():
             write_part_file(part.path(table), frame)
         run.store.point(pl.concat([f.select(INVOICE) for f in raw.values()]), part.name, loose=True)
         parts.append(part.name)
     run.store.record_parts(run.run_id, parts)
     run.store.refresh_views()
+
+
+def _loose_part(run: Run) -> Part:
+    """The part of the store holding this run's rows no invoice takes (written by `finish` when any)."""
+    return run.store.part(part_name(run.run_id, "loose"))
 
 
 # Check and record ---------------------------------------------------------------------------------------
@@ -572,7 +577,7 @@ def check(run: Run, scope: Scope, plan_: Plan) -> None:
         # The lines no invoice takes, as this run kept them (finish: its part of loose rows), judged with
         # every invoice of the source (an orphan must be an ORPHAN_LINE); the invoices' own lines were
         # judged chunk by chunk above, so no line_tracking row is read again.
-        loose_part = run.store.part(part_name(run.run_id, "loose")).path("raw_invoice_lines")
+        loose_part = _loose_part(run).path("raw_invoice_lines")
         if loose_part.exists():
             loose = pl.read_parquet(loose_part)
         else:
