@@ -192,8 +192,12 @@ def test_a_run_that_fails_to_record_an_orphan_line_publishes_nothing(world, monk
     before_tables, before_files = tables(settings.warehouse), files(settings.out)
     builder.line("p1", "i-gone", "l1")  # a line whose invoice does not exist
     recorded = steps.holds.orphan_line_problems
-    monkeypatch.setattr(steps.holds, "orphan_line_problems", lambda lines, names: recorded(lines, names).head(0))
-    with pytest.raises(accounting.AccountingCheckFailed, match="orphan lines of the source are not in exceptions"):
+    monkeypatch.setattr(
+        steps.holds, "orphan_line_problems", lambda lines, names: recorded(lines, names).head(0)
+    )
+    with pytest.raises(
+        accounting.AccountingCheckFailed, match="orphan lines of the source are not in exceptions"
+    ):
         run()
     assert_same_tables(before_tables, tables(settings.warehouse))
     assert files(settings.out) == before_files

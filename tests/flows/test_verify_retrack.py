@@ -233,7 +233,6 @@ def test_an_amount_changed_after_sending_is_sent_invoice_changed_never_retracked
     assert [line["UnitAmount"] for line in _in_xero(xero)["INV-002"]["LineItems"]][0] == Decimal("100.0000")
 
 
-
 def test_a_nightly_looks_at_invoices_recorded_in_xero_since_the_last_whole_run_not_only_its_own(
     world, run_plain
 ):
@@ -259,6 +258,7 @@ def test_a_nightly_looks_at_invoices_recorded_in_xero_since_the_last_whole_run_n
     assert "INV-002" in detail and "line 1 unit_amount 90.0000 -> 100.0000" in detail
     run_plain(world, "nightly")
     assert _query(world, "select count(*) from exceptions where code = 'SENT_INVOICE_CHANGED'") == [(1,)]
+
 
 # Apply ------------------------------------------------------------------------------------------------
 
