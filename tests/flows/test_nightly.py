@@ -123,6 +123,28 @@ def test_invoice_is_batched_again_only_when_what_is_sent_changes(world):
     ) == [("Partner B",)]
 
 
+def test_an_invoice_changed_back_to_what_an_earlier_batch_carried_is_batched_again(world):
+    """What would be sent is compared with the latest batch that carried the invoice, not with every
+    batch: content that goes back to what an earlier batch held has changed since the last one."""
+    builder, settings, run = world
+    run()
+    original = [r["tracking_option_id"] for r in builder.rows["clients"] if r["client_id"] == "c1"][0]
+    _set(builder, "invoices", {"invoice_id": "i1"}, updated_at="2026-03-02T09:00:00Z")
+    _set(builder, "clients", {"client_id": "c1"}, tracking_option_id="opt-pb")
+    assert run().invoices_batched == 1
+
+    _set(builder, "invoices", {"invoice_id": "i1"}, updated_at="2026-03-03T09:00:00Z")
+    _set(builder, "clients", {"client_id": "c1"}, tracking_option_id=original)
+    back = run()
+
+    assert back.batches_written == 1 and back.invoices_batched == 1
+    ledger = _query(
+        settings, "select count(distinct digest), count(*) from export_ledger where invoice_id = 'i1'"
+    )
+    assert ledger == [(2, 3)], "the first digest batched twice, the second once"
+    assert run().batches_written == 0, "and not again while it stays so"
+
+
 def test_two_nightly_runs_on_unchanged_input_change_nothing(world, tmp_path):
     _, settings, run = world
     run()
