@@ -32,7 +32,7 @@ import polars as pl
 
 from flows import faults
 from flows.reports.views import create_views
-from flows.run.accounting import check_accounting
+from flows.run.accounting import RUN_CODE_LIST, check_accounting
 from flows.run.publish import Run
 from flows.run.state import ChunkPlan, ChunkResult, Loaded, PartFile, Plan, RunSummary, Scope
 from flows.run.stops import Stopped
@@ -149,24 +149,78 @@ def _not_older(updated_at: pl.Expr, dtype: pl.DataType, since: datetime) -> pl.E
     return ~older.fill_null(False)
 
 
-def _touched_by_nightly(
-    raw: pl.DataFrame, keys: pl.DataFrame, known: pl.DataFrame, watermark: datetime | None
-) -> pl.DataFrame:
-    """The invoices a nightly looks at: any row written at or after the last successful run's watermark
-    (to the second; a repeated invoice whose newer copy changed is looked at), held, or exportable and
-    never seen."""
-    if watermark is None:
-        return keys.select(INVOICE)
-    since = watermark.astimezone(UTC).replace(microsecond=0)
-    changed = raw.filter(_not_older(pl.col("updated_at"), raw.schema["updated_at"], since)).select(INVOICE)
-    state = pl.col("invoice_state")
-    never_seen = state.is_null() & (pl.col("status") == "approved").fill_null(True)
-    others = (
-        keys.join(known, on=INVOICE, how="left")
-        .filter((state == "held").fill_null(False) | never_seen)
-        .select(INVOICE)
+def _nightly_group(
+    run: Run,
+    raw: pl.DataFrame,
+    files: dict[str, str],
+    group: list[str],
+    since: datetime,
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """What a nightly looks at among these practices' invoices (`raw`: their invoice_keys as read): any
+    row written at or after `since` (to the second; a repeated invoice whose newer copy changed is looked
+    at), held, or exportable and never seen; and the held ones gone from the source, so that they are
+    removed. Only the keys of those are parsed: (their parsed keys, those recomputed, those the warehouse
+    has among the ones looked at). What the warehouse has is read from its index, not its history."""
+    con = run.con
+    text = raw.with_columns(as_csv_text(c, raw.schema[c]).cast(pl.Utf8) for c in INVOICE)
+    since = since.astimezone(UTC).replace(microsecond=0)
+    changed = text.filter(_not_older(pl.col("updated_at"), raw.schema["updated_at"], since)).select(INVOICE)
+    held = _held(run, group)
+    con.register("_group_keys", wh.arrow(text.select(INVOICE).drop_nulls()))
+    try:
+        unseen = wh.query(
+            con,
+            "select distinct practice_id, invoice_id from _group_keys anti join _known using (practice_id, invoice_id)",
+        )
+    finally:
+        con.unregister("_group_keys")
+    wanted = pl.concat([changed, held, unseen]).unique()
+    # Rows without keys are parsed too (no invoice takes them; their updated_at counts to the watermark).
+    no_key = pl.any_horizontal(pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "") for c in INVOICE)
+    keys = _parsed_keys(
+        pl.concat([text.filter(~no_key).join(wanted, on=INVOICE, how="semi"), text.filter(no_key)]), files
     )
-    return pl.concat([changed.join(keys, on=INVOICE, how="semi"), others]).unique()
+    never_seen = keys.join(unseen, on=INVOICE, how="semi").filter(
+        (pl.col("status") == "approved").fill_null(True)
+    )
+    touched = pl.concat(
+        [
+            keys.join(changed, on=INVOICE, how="semi").select(INVOICE),
+            keys.join(held, on=INVOICE, how="semi").select(INVOICE),
+            never_seen.select(INVOICE),
+        ]
+    ).unique()
+    looked_at = pl.concat([touched, held]).unique()
+    con.register("_looked_at", wh.arrow(looked_at))
+    try:
+        old = wh.query(
+            con,
+            "select practice_id, invoice_id from _known semi join _looked_at using (practice_id, invoice_id)",
+        )
+    finally:
+        con.unregister("_looked_at")
+    return keys, touched, old
+
+
+def _held(run: Run, group: list[str]) -> pl.DataFrame:
+    """(practice_id, invoice_id) of these practices' invoices held in the warehouse: a held invoice has an
+    open error of a run's code (the accounting check sees to it), so only those are read from
+    invoice_tracking, from the parts that hold them."""
+    con = run.con
+    con.execute(
+        "create or replace temp table _held_candidates as "
+        "select distinct practice_id, invoice_id from exceptions "
+        f"where severity = 'error' and invoice_id is not null and code in ({RUN_CODE_LIST}) "
+        "and practice_id in (select unnest(?))",
+        [group],
+    )
+    try:
+        rows = run.store.current_rows_sql(
+            "invoice_tracking", "select practice_id, invoice_id from _held_candidates"
+        )
+        return wh.query(con, f"select practice_id, invoice_id from ({rows}) where invoice_state = 'held'")
+    finally:
+        con.execute("drop table _held_candidates")
 
 
 # The plan reads invoice keys a group of whole practices at a time, each of about this many invoices, so
@@ -210,10 +264,18 @@ def plan(run: Run, source: Source, loaded: Loaded, scope: Scope, chunk_lines: in
     exportable (voided, deleted, moved). Keys are read a group of whole practices at a time."""
     con = run.con
     watermark = last_watermark(con)
-    con.execute(
-        "create or replace temp table _known as "
-        "select practice_id, invoice_id, issue_date, invoice_state from invoice_tracking"
-    )
+    # What the warehouse knows of each invoice: a backfill needs every invoice's issue date (its scope is a
+    # range), a nightly only which invoices the warehouse has (the index) and which are held (few).
+    if scope.flow == "nightly" and watermark is not None:
+        con.execute(
+            "create or replace temp table _known as "
+            "select practice_id, invoice_id from store_index where not loose"
+        )
+    else:
+        con.execute(
+            "create or replace temp table _known as "
+            "select practice_id, invoice_id, issue_date, invoice_state from invoice_tracking"
+        )
     planning = _Planning(chunk_lines)
     folder = run.scratch / "plan"
     folder.mkdir(parents=True, exist_ok=True)
@@ -281,17 +343,20 @@ def _plan_group(
     """Plan the invoices of one group of whole practices (see `plan`)."""
     con = run.con
     raw = source.invoice_keys(practices=group)
-    keys = _parsed_keys(raw, loaded.files)
-    known = wh.query(con, "select * from _known where practice_id in (select unnest(?))", [group])
-    if scope.flow == "nightly":
-        since = watermark - scope.overlap if watermark is not None else None
-        touched = _touched_by_nightly(raw, keys, known.select(*INVOICE, "invoice_state"), since)
+    if scope.flow == "nightly" and watermark is not None:
+        keys, touched, old = _nightly_group(run, raw, loaded.files, group, watermark - scope.overlap)
+        candidates = exportable(keys.lazy()).collect().join(touched, on=INVOICE, how="semi")
+    elif scope.flow == "nightly":  # the first nightly looks at everything
+        keys = _parsed_keys(raw, loaded.files)
+        known = wh.query(con, "select * from _known where practice_id in (select unnest(?))", [group])
         # A held invoice gone from the source is looked at too, so that it is removed.
         held = known.filter(pl.col("invoice_state") == "held").select(INVOICE)
-        looked_at = pl.concat([touched, held]).unique()
+        looked_at = pl.concat([keys.select(INVOICE), held]).unique()
         old = known.join(looked_at, on=INVOICE, how="semi").select(INVOICE)
-        candidates = exportable(keys.lazy()).collect().join(touched, on=INVOICE, how="semi")
+        candidates = exportable(keys.lazy()).collect()
     else:
+        keys = _parsed_keys(raw, loaded.files)
+        known = wh.query(con, "select * from _known where practice_id in (select unnest(?))", [group])
         keep = _in_scope(scope)
         old = known.filter(keep).select(INVOICE)
         candidates = exportable(keys.lazy()).collect().filter(keep)
