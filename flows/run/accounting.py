@@ -55,6 +55,15 @@ _SOURCE: dict[str, str] = {
         group by all
         having bool_or(approved or status_parses is not true)
     """,
+    # Exportable invoices of the source that the warehouse holds no rows of (its index: flows.warehouse.store),
+    # for a run that judges only its own invoices in full (`present`).
+    "unstored": """
+        select practice_id, invoice_id
+        from (select practice_id, invoice_id from raw_inv
+              group by all having bool_or(approved or status_parses is not true))
+        anti join (select practice_id, invoice_id from store_index where not loose)
+            using (practice_id, invoice_id)
+    """,
     "raw_lines": """
         select practice_id, invoice_id, line_id,
                _acc_has(practice_id) as has_practice,
@@ -132,6 +141,11 @@ _SOURCE: dict[str, str] = {
 }
 
 _CHECKS: dict[str, str] = {
+    # every exportable invoice of the source is held by the warehouse (`present`: the others are judged
+    # below, as every one is when the run judges the whole source)
+    "approved invoices of the source are in no part of the warehouse (store_index)": """
+        select practice_id, invoice_id, null as line_id from unstored
+    """,
     # every exportable invoice of the source is in exactly one state
     "approved invoices of the source are in no state in invoice_tracking": """
         select practice_id, invoice_id, null as line_id from invoice_match where states = 0
@@ -205,6 +219,10 @@ def _shared(sql: str) -> str:
     return sql
 
 
+# What only a run that judges its own invoices in full and the rest of the source for presence makes.
+_PRESENCE_SOURCES = {"unstored"}
+_PRESENCE_CHECKS = {"approved invoices of the source are in no part of the warehouse (store_index)"}
+
 assert _INVOICE_LEVEL_CHECKS <= _CHECKS.keys() and _INVOICE_LEVEL_SOURCES <= _SOURCE.keys()
 
 
@@ -227,12 +245,17 @@ def unaccounted(
     shown: int = SHOWN,
     line_scope_keys: pl.DataFrame | None = None,
     lines_only: bool = False,
+    present: bool = False,
 ) -> list[Unaccounted]:
     """Every check of the module docstring that fails in the warehouse of `con`; empty when all pass.
 
     `line_scope_keys`: the invoices whose lines are judged line by line (the run's own, whose source lines
-    it read); None for every invoice in scope. `lines_only`: the checks of lines only (a chunk's own)."""
+    it read); None for every invoice in scope. `lines_only`: the checks of lines only (a chunk's own).
+    `present`: also that every exportable invoice of the source, in scope or not, is in the warehouse's
+    index (a nightly judges its own invoices in full; the others' rows were judged by the runs that wrote
+    them, and this one changed none of them)."""
     needed = ("raw_invoices", "raw_invoice_lines", "invoice_tracking", "line_tracking", "exceptions")
+    needed += ("store_index",) if present else ()
     missing = [name for name in needed if not _readable(con, name)]
     if missing:
         return [Unaccounted(f"the warehouse has no {', '.join(sorted(missing))}", 0, [])]
@@ -244,20 +267,25 @@ def unaccounted(
         con.register("_accounting_lines", arrow(line_scope_keys.select("practice_id", "invoice_id")))
         line_filter = "semi join _accounting_lines using (practice_id, invoice_id)"
     # Text stripped of whitespace as transforms.parse_sources strips it (Unicode White_Space, as Rust's
-    # trim: SQL's trim() takes spaces only, so a practice_id of a line break would be an id here).
+    # trim: SQL's trim() takes spaces only, so a practice_id of a line break would be an id here). A
+    # status that is already one of the contract's, as nearly all are, is taken as it is.
     con.execute(
         r"""create or replace temp macro _acc_strip(x) as
-            regexp_replace(x, '^[\s\x{0B}\x{85}\p{Z}]+|[\s\x{0B}\x{85}\p{Z}]+$', '', 'g')"""
+            case when x in ('draft', 'approved', 'void') then x
+                 else regexp_replace(x, '^[\s\x{0B}\x{85}\p{Z}]+|[\s\x{0B}\x{85}\p{Z}]+$', '', 'g') end"""
     )
-    # Whether text stripped so is not empty: it holds a character that is not white space (a search
-    # that stops at the first, where stripping rewrites every value).
+    # Whether text stripped so is not empty: it holds a character that is not white space. Text that
+    # starts with a visible ASCII character does, without a search (nearly every id).
     con.execute(
-        r"""create or replace temp macro _acc_has(x) as regexp_matches(x, '[^\s\x{0B}\x{85}\p{Z}]')"""
+        r"""create or replace temp macro _acc_has(x) as
+            case when x is null then null
+                 when ascii(x) between 33 and 126 then true
+                 else regexp_matches(x, '[^\s\x{0B}\x{85}\p{Z}]') end"""
     )
     try:
         # The source's invoices and lines, read once into temp tables the checks share.
         for name, sql in _SOURCE.items():
-            if lines_only and name in _INVOICE_LEVEL_SOURCES:
+            if (lines_only and name in _INVOICE_LEVEL_SOURCES) or (not present and name in _PRESENCE_SOURCES):
                 continue
             source_sql = _shared(
                 sql.format(scope_filter=scope_filter, line_filter=line_filter, run_codes=RUN_CODE_LIST)
@@ -265,7 +293,7 @@ def unaccounted(
             con.execute(f"create or replace temp table _acc_{name} as {source_sql}")
         failures = []
         for what, sql in _CHECKS.items():
-            if lines_only and what in _INVOICE_LEVEL_CHECKS:
+            if (lines_only and what in _INVOICE_LEVEL_CHECKS) or (not present and what in _PRESENCE_CHECKS):
                 continue
             sql = _shared(sql)
             rows = con.execute(f"select * from ({sql}) order by all limit {shown + 1}").fetchall()
@@ -298,14 +326,17 @@ def check_accounting(
     run_scope_keys: pl.DataFrame | None = None,
     line_scope_keys: pl.DataFrame | None = None,
     lines_only: bool = False,
+    present: bool = False,
 ) -> None:
     """Raise AccountingCheckFailed (one line) unless every exportable invoice in scope is accounted for.
 
     `run_scope_keys`: the (practice_id, invoice_id) pairs the run recomputed; None for the whole source.
     `line_scope_keys`: the invoices judged line by line; None for all in scope. `lines_only`: only the
-    checks of their lines (`unaccounted`).
+    checks of their lines; `present`: the source's other invoices judged for presence only (`unaccounted`).
     """
-    failures = unaccounted(con, run_scope_keys, line_scope_keys=line_scope_keys, lines_only=lines_only)
+    failures = unaccounted(
+        con, run_scope_keys, line_scope_keys=line_scope_keys, lines_only=lines_only, present=present
+    )
     if failures:
         raise AccountingCheckFailed(
             "accounting check failed: "

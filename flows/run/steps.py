@@ -647,15 +647,21 @@ def check(run: Run, scope: Scope, plan_: Plan) -> None:
             loose = pl.read_parquet(loose_part)
         else:
             loose = wh.query(con, "select * from store.raw_invoice_lines")
-        con.execute(f"create temp table raw_invoices as select * from {sources}")
+        con.execute(f"create temp view raw_invoices as select * from {sources}")
         _show(con, "raw_invoice_lines", loose)
         con.execute("create temp table line_tracking as select * from store.line_tracking")
-        whole = (
-            None
-            if scope.whole_source
-            else wh.query(con, f"select practice_id, invoice_id from {_files(plan_.keys)}")
-        )
-        check_accounting(con, whole, line_scope_keys=loose.select(INVOICE))
+        keys = f"select practice_id, invoice_id from {_files(plan_.keys)}"
+        if scope.flow == "nightly" and plan_.watermark is not None:
+            # A nightly's own invoices in full, from the parts that hold them; every other invoice of
+            # the source for its presence in the warehouse (its rows are as the run that wrote them left
+            # them, judged then): what a nightly costs follows what changed, not the history.
+            con.execute(
+                f"create temp view invoice_tracking as {run.store.current_rows_sql('invoice_tracking', keys)}"
+            )
+            check_accounting(con, wh.query(con, keys), line_scope_keys=loose.select(INVOICE), present=True)
+        else:
+            whole = None if scope.whole_source else wh.query(con, keys)
+            check_accounting(con, whole, line_scope_keys=loose.select(INVOICE))
     finally:
         for table in ("raw_invoices", "raw_invoice_lines", "line_tracking", "invoice_tracking"):
             _drop_temp(con, table)

@@ -259,3 +259,25 @@ def test_an_invoice_exported_late_with_an_old_updated_at_is_accounted_for_by_the
     outcome = run_source(write_source(source, tmp_path / "source"), tmp_path, flow="nightly")
     assert outcome.states[("n1", "i2")] == "ready"
     assert outcome.accounting is None
+
+
+def test_a_nightly_judging_only_its_own_invoices_still_finds_an_approved_invoice_the_warehouse_lacks(con):
+    # A nightly judges what it recomputed in full and every other invoice of the source for presence in
+    # the index: an invoice no run ever computed is caught though it is not among the nightly's own.
+    check_accounting(con, _keys(("a1", "i1")), present=True)
+    con.execute("delete from store_index where practice_id = 'a2' and invoice_id = 'i2'")
+    with pytest.raises(AccountingCheckFailed) as failed:
+        check_accounting(con, _keys(("a1", "i1")), present=True)
+    assert "1 approved invoices of the source are in no part of the warehouse (store_index) (a2/i2)" in str(
+        failed.value
+    )
+
+
+def test_the_presence_check_asks_nothing_of_drafts_and_other_ledgers_states_are_presence_too(con):
+    # a2/i3 is a draft (not exportable): never in the warehouse, never asked for; a3's invoices are not_xero
+    # and stored, so present.
+    con.execute("delete from store_index where practice_id = 'a2' and invoice_id = 'i3'")
+    check_accounting(con, _keys(("a1", "i1")), present=True)
+    con.execute("delete from store_index where practice_id = 'a3' and invoice_id = 'i1'")
+    with pytest.raises(AccountingCheckFailed, match=r"\(a3/i1\)"):
+        check_accounting(con, _keys(("a1", "i1")), present=True)
