@@ -48,7 +48,11 @@ _SOURCE: dict[str, str] = {
         from raw_invoices
         where _acc_has(practice_id) and _acc_has(invoice_id)
     """,
-    "invoice_keys": "select distinct practice_id, invoice_id from raw_inv",
+    # the source's invoices that its lines judged here name (the orphan check needs no others)
+    "invoice_keys": """
+        select distinct practice_id, invoice_id from raw_inv
+        semi join (select practice_id, invoice_id from raw_invoice_lines) using (practice_id, invoice_id)
+    """,
     "in_scope": """
         select practice_id, invoice_id from raw_inv
         {scope_filter}
@@ -59,10 +63,10 @@ _SOURCE: dict[str, str] = {
     # for a run that judges only its own invoices in full (`present`).
     "unstored": """
         select practice_id, invoice_id
-        from (select practice_id, invoice_id from raw_inv
-              group by all having bool_or(approved or status_parses is not true))
-        anti join (select practice_id, invoice_id from store_index where not loose)
-            using (practice_id, invoice_id)
+        from (select * from raw_inv
+              anti join (select practice_id, invoice_id from store_index where not loose)
+                  using (practice_id, invoice_id))
+        group by all having bool_or(approved or status_parses is not true)
     """,
     "raw_lines": """
         select practice_id, invoice_id, line_id,
