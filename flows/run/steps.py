@@ -44,6 +44,7 @@ from transforms.input_models import INPUT_MODELS
 from transforms.parse_sources import ROW, TABLES, as_csv_text, parse_table
 from transforms.resolve_invoices import Resolution, exportable, resolve_invoices
 from transforms.schemas import EXCEPTIONS, LINE_TRACKING, XERO_LINE_ITEMS, validate_output
+from transforms.xero_payload import canonical_payload_arrow
 
 INVOICE = ["practice_id", "invoice_id"]
 # What parse_table needs of an invoices row that the plan does not: the plan parses keys, status and
@@ -481,16 +482,23 @@ def resolve_chunk(chunk: ChunkPlan, context: ChunkContext) -> ChunkResult:
 
 
 def _digests(result: Resolution) -> pl.DataFrame:
-    """(practice_id, invoice_id, digest, total) of each ready invoice: the MD5 of exactly what is sent."""
-    payloads = result.payloads
+    """(practice_id, invoice_id, digest, total) of each ready invoice: the MD5 of exactly what is sent
+    (`Resolution.payloads`' texts, made straight into Arrow as DuckDB reads them)."""
+    payloads = canonical_payload_arrow(result.xero_line_items, result.xero_invoices)
     heads = result.xero_invoices.select(*INVOICE, "total")
     # As many threads as this process's Polars pool: POLARS_MAX_THREADS on a Dask worker, all cores here.
     con = duckdb.connect(config={"threads": pl.thread_pool_size()})
     try:
-        con.register("_payloads", wh.arrow(payloads))
-        digests = wh.query(con, "select practice_id, invoice_id, md5(payload) as digest from _payloads")
+        con.register("_payloads", payloads)
+        # Into a table first: DuckDB hashes on all its threads into a table, on one into a result.
+        con.execute(
+            "create temp table _digests as select practice_id, invoice_id, md5(payload) as digest from _payloads"
+        )
+        digests = wh.query(con, "select * from _digests")
     finally:
         con.close()
+    if digests.select(INVOICE).equals(heads.select(INVOICE)):  # row for row (the usual): no join
+        return digests.with_columns(heads.get_column("total"))
     return digests.join(heads, on=INVOICE, how="inner", validate="1:1")
 
 
