@@ -258,8 +258,8 @@ def unaccounted(
     `present`: also that every exportable invoice of the source, in scope or not, is in the warehouse's
     index (a nightly judges its own invoices in full; the others' rows were judged by the runs that wrote
     them, and this one changed none of them)."""
-    needed = ("raw_invoices", "raw_invoice_lines", "invoice_tracking", "line_tracking", "exceptions")
-    needed += ("store_index",) if present else ()
+    needed = ("raw_invoices", "raw_invoice_lines", "invoice_tracking", "line_tracking")
+    needed += (() if lines_only else ("exceptions",)) + (("store_index",) if present else ())
     missing = [name for name in needed if not _readable(con, name)]
     if missing:
         return [Unaccounted(f"the warehouse has no {', '.join(sorted(missing))}", 0, [])]

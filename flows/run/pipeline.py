@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import functools
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from flows import faults
 from flows.run import steps
+from flows.run.accounting import AccountingCheckFailed
 from flows.run.publish import atomic_run
 from flows.run.state import PushSummary, RunSummary, Scope
 from flows.run.stops import Stopped, stop_sentence
@@ -107,9 +109,14 @@ def run_pipeline(
         schema=settings.source_schema,
         password=settings.source_password.get_secret_value() if settings.source_password else None,
     )
-    with atomic_run(
-        settings.warehouse, settings.out, settings.lock_path, scope.flow, settings.duckdb_memory_limit
-    ) as run:
+    # Each chunk's lines are checked (steps.check_chunk) on a thread while the next chunk resolves; it
+    # is waited for, with the checks' verdict, by the last check. Leaving the run waits for it too.
+    with (
+        atomic_run(
+            settings.warehouse, settings.out, settings.lock_path, scope.flow, settings.duckdb_memory_limit
+        ) as run,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunk-check") as checker,
+    ):
         try:
             loaded = LOAD(as_tasks, stages, run, source)
             faults.checkpoint("loaded")
@@ -117,13 +124,18 @@ def run_pipeline(
         finally:
             source.close()
         context = steps.ChunkContext(loaded, run.run_id, settings.same_category_policy)
-        results = []
+        results, checks = [], []
+
+        def check_args(chunk):
+            return chunk, plan.source_invoices, run.scratch, settings.duckdb_memory_limit
+
         with _progress(len(plan.chunks)) as advance:
             if on_cluster:
                 results = _resolve_on_cluster(stages, plan.chunks, context, advance)
             else:
                 for chunk in plan.chunks:
                     results.append(RESOLVE(as_tasks, stages, chunk, context))
+                    checks.append(checker.submit(steps.check_chunk, *check_args(chunk)))
                     advance()
                     faults.checkpoint("chunk")
         summary = COMMIT(as_tasks, stages, run, plan, results)
@@ -153,10 +165,24 @@ def run_pipeline(
             summary.files = [str(settings.out / p) for p in written]
             summary.warnings = warnings + batches.csv_refused_warnings(refused, templates, settings)
         faults.checkpoint("staged")
-        CHECK(as_tasks, stages, run, scope, plan)
+        CHECK(as_tasks, stages, run, scope, plan, settings.duckdb_memory_limit, _verdict(checks, on_cluster))
         summary = RECORD(as_tasks, stages, run, summary, loaded, plan)
     summary.stages = stages
     return summary
+
+
+def _verdict(checks: list[Future], on_cluster: bool) -> str | None:
+    """The chunks' checks made while resolving: None when they were not (on a cluster the last check
+    makes them), "" when all passed, else the first failure's message."""
+    if on_cluster:
+        return None
+    for check in checks:
+        problem = check.exception()
+        if isinstance(problem, AccountingCheckFailed):
+            return str(problem)
+        if problem is not None:
+            raise problem
+    return ""
 
 
 def _sent_scope(run, scope: Scope, plan) -> tuple:

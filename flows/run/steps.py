@@ -32,7 +32,7 @@ import polars as pl
 
 from flows import faults
 from flows.reports.views import create_views
-from flows.run.accounting import RUN_CODE_LIST, check_accounting
+from flows.run.accounting import RUN_CODE_LIST, AccountingCheckFailed, check_accounting
 from flows.run.publish import Run
 from flows.run.state import ChunkPlan, ChunkResult, Loaded, PartFile, Plan, RunSummary, Scope
 from flows.run.stops import Stopped
@@ -617,36 +617,52 @@ def _loose_part(run: Run) -> Part:
 # Check and record ---------------------------------------------------------------------------------------
 
 
-def check(run: Run, scope: Scope, plan_: Plan) -> None:
+def check_chunk(chunk: ChunkPlan, sources: tuple[Path, ...], scratch: Path, memory_limit: str) -> None:
+    """One chunk's invoices judged line by line against the source rows it read (flows.run.accounting,
+    its lines only), from the files of its part, on a DuckDB of its own within `memory_limit`: it needs
+    nothing of the warehouse, so a run checks a chunk while it resolves the next (flows.run.pipeline).
+    The files judged are the ones commit then finds unchanged (their size and SHA-256)."""
+    spill = scratch / f"check-{chunk.chunk}"
+    spill.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": str(spill)})
+    try:
+        keys = pl.read_parquet(chunk.folder / "raw_invoices.parquet", columns=INVOICE).unique()
+        con.register("_chunk_keys", wh.arrow(keys.select(pl.col(c).cast(pl.Utf8) for c in INVOICE)))
+        con.execute(
+            f"create temp table raw_invoices as select * from {_files(sources)} "
+            "semi join _chunk_keys using (practice_id, invoice_id)"
+        )
+        for table in ("raw_invoice_lines", "line_tracking", "invoice_tracking"):
+            con.execute(
+                f"create temp view {table} as select * from {_files([chunk.folder / f'{table}.parquet'])}"
+            )
+        check_accounting(con, keys, line_scope_keys=keys, lines_only=True)
+    finally:
+        con.close()
+        shutil.rmtree(spill, ignore_errors=True)
+
+
+def check(
+    run: Run, scope: Scope, plan_: Plan, memory_limit: str = "1GB", chunks_checked: str | None = None
+) -> None:
     """Every invoice accounted for (flows.run.accounting), judged on what the run is about to publish.
 
     Chunk by chunk, so that it costs memory as a chunk does: each chunk's invoices are judged, line by
-    line, against the source rows it read, from the files of its part (which the index now points those
-    invoices at); their states are judged once, with every other invoice's, by the last check. Then every
-    exportable invoice in scope (the whole source for a nightly or a whole
-    backfill) must be in exactly one state in the warehouse as it will be published, and every line no
-    invoice could take must be an exception. The source as the check sees it is put on the run's
-    connection only, as raw_invoices and raw_invoice_lines (and, per chunk, line_tracking and
-    invoice_tracking as the part's own rows)."""
+    line, against the source rows it read, from the files of its part (`check_chunk`; `chunks_checked`
+    says the run has done so while resolving: "" when all passed, else the first failure's message);
+    their states are judged once, with every other invoice's, by the last check. Then every exportable
+    invoice in scope (the whole source for a nightly or a whole backfill) must be in exactly one state in
+    the warehouse as it will be published, and every line no invoice could take must be an exception. The
+    source as the check sees it is put on the run's connection only, as raw_invoices and
+    raw_invoice_lines."""
     con = run.con
     sources = _files(plan_.source_invoices)
-    try:
+    if chunks_checked:
+        raise AccountingCheckFailed(chunks_checked)
+    if chunks_checked is None:
         for chunk in plan_.chunks:
-            part = run.store.part(chunk.part)
-            keys = pl.read_parquet(part.path("raw_invoices"), columns=INVOICE).unique()
-            _drop_temp(con, "raw_invoices")
-            con.register("_chunk_keys", wh.arrow(keys.select(pl.col(c).cast(pl.Utf8) for c in INVOICE)))
-            con.execute(
-                f"create temp table raw_invoices as select * from {sources} "
-                "semi join _chunk_keys using (practice_id, invoice_id)"
-            )
-            con.unregister("_chunk_keys")
-            for table in ("raw_invoice_lines", "line_tracking", "invoice_tracking"):
-                _drop_temp(con, table)
-                con.execute(f"create temp view {table} as select * from {_files([part.path(table)])}")
-            check_accounting(con, keys, line_scope_keys=keys, lines_only=True)
-        for table in ("line_tracking", "invoice_tracking", "raw_invoice_lines", "raw_invoices"):
-            _drop_temp(con, table)
+            check_chunk(chunk, plan_.source_invoices, run.scratch, memory_limit)
+    try:
         # The lines no invoice takes, as this run kept them (finish: its part of loose rows), judged with
         # every invoice of the source (an orphan must be an ORPHAN_LINE); the invoices' own lines were
         # judged chunk by chunk above, so no line_tracking row is read again.

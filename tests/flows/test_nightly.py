@@ -194,11 +194,37 @@ def test_a_run_whose_accounting_check_fails_publishes_nothing(world, monkeypatch
     _set(builder, "invoice_lines", {"invoice_id": "i2", "line_id": "l1"}, unit_amount="120.00")
 
     def lose_an_invoice(con, keys, **scope):
-        con.execute("delete from store_index where invoice_id = 'i2'")  # i2's rows no longer shown
+        if not scope.get("lines_only"):  # the last check, on the run's warehouse (a chunk's has its own)
+            con.execute("delete from store_index where invoice_id = 'i2'")  # i2's rows no longer shown
         accounting.check_accounting(con, keys, **scope)
 
     monkeypatch.setattr(steps, "check_accounting", lose_an_invoice)
     with pytest.raises(accounting.AccountingCheckFailed, match="i2"):
+        run()
+    assert_same_tables(before_tables, tables(settings.warehouse))
+    assert files(settings.out) == before_files
+
+
+def test_a_chunk_whose_lines_are_not_accounted_for_stops_the_run_and_publishes_nothing(world, monkeypatch):
+    """A chunk's lines are checked on a thread while the next chunk resolves: its verdict still stops the
+    run before anything is published."""
+    from flows.run import accounting, steps
+
+    builder, settings, run = world
+    run()
+    before_tables, before_files = tables(settings.warehouse), files(settings.out)
+    _set(builder, "invoices", {"invoice_id": "i2"}, updated_at="2026-02-01T10:00:00Z")
+
+    def lose_the_lines(con, keys, **scope):
+        if scope.get("lines_only"):  # the chunk's own check: its line_tracking rows are gone
+            con.execute("create temp table _none as select * from line_tracking limit 0")
+            con.execute("create or replace temp view line_tracking as select * from _none")
+        accounting.check_accounting(con, keys, **scope)
+
+    monkeypatch.setattr(steps, "check_accounting", lose_the_lines)
+    with pytest.raises(
+        accounting.AccountingCheckFailed, match="lines of the source are not in line_tracking"
+    ):
         run()
     assert_same_tables(before_tables, tables(settings.warehouse))
     assert files(settings.out) == before_files
