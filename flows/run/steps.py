@@ -23,6 +23,7 @@ import os
 import shutil
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -523,13 +524,19 @@ def _write_results(
         "xero_line_items": result.xero_line_items,
         "exceptions": result.exceptions.with_columns(pl.col("code", "severity").cast(pl.Utf8)),
     }
-    written = []
-    for number, (table, frame) in enumerate(tables.items()):
-        if number == 2:
-            faults.checkpoint("resolving")  # the kill tests: a part half written
+    def write(item: tuple[str, pl.DataFrame]) -> PartFile:
+        table, frame = item
         path = chunk.folder / f"{table}.parquet"
         write_part_file(path, frame)
-        written.append(PartFile(table, path, frame.height, *_size_and_digest(path)))
+        return PartFile(table, path, frame.height, *_size_and_digest(path))
+
+    # Files are written side by side, on as many threads as this process's Polars pool (a file's
+    # encoding is mostly one thread's work): the two largest tables take most of a chunk's writing.
+    items = list(tables.items())
+    with ThreadPoolExecutor(max_workers=max(1, min(pl.thread_pool_size(), 4))) as pool:
+        written = list(pool.map(write, items[:2]))
+        faults.checkpoint("resolving")  # the kill tests: a part half written
+        written += list(pool.map(write, items[2:]))
     return tuple(written)
 
 
