@@ -524,6 +524,7 @@ def _write_results(
         "xero_line_items": result.xero_line_items,
         "exceptions": result.exceptions.with_columns(pl.col("code", "severity").cast(pl.Utf8)),
     }
+
     def write(item: tuple[str, pl.DataFrame]) -> PartFile:
         table, frame = item
         path = chunk.folder / f"{table}.parquet"
