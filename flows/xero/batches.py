@@ -41,24 +41,11 @@ from flows.xero.import_template import (
     standard_templates,
     tax_rates_from_xero,
 )
-from transforms.xero_payload import SENT_LINE_FIELDS
+from transforms.xero_payload import SENT_HEAD_FIELDS, SENT_LINE_FIELDS
 
 INVOICE = ["practice_id", "invoice_id"]
 # What an invoice's JSON and CSV are made of (flows.xero.files), and line_count to group practices by.
-HEAD_FIELDS = [
-    "practice_id",
-    "invoice_id",
-    "invoice_number",
-    "contact_id",
-    "contact_name",
-    "reference",
-    "issue_date",
-    "due_date",
-    "currency",
-    "xero_status",
-    "line_amount_types",
-    "line_count",
-]
+HEAD_FIELDS = [*INVOICE, *SENT_HEAD_FIELDS, "line_count"]
 # What a line's JSON and CSV are made of (flows.xero.files), line_no first to order the lines by.
 LINE_FIELDS = SENT_LINE_FIELDS
 # Lines rendered at a time: the files of a span are written while the next span is rendered.
